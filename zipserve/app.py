@@ -1,0 +1,300 @@
+"""FastAPI routes: requests -> plans -> responses; errors -> JSON (or HTML) in one place."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from . import links, ranges
+from .errors import BadRequest, Busy, PreconditionFailed, RangeNotSatisfiable, TooLarge, ZipserveError
+from .headers import content_disposition, file_etag, http_date
+from .metrics import Metrics
+from .node import Node
+from .plan import ArchivePlan
+from .selection import split_extension
+from .service import Service
+from .settings import Settings
+from .streaming import BodyResponse, Outcome
+
+log = logging.getLogger("zipserve.access")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Given settings, return the ASGI app serving their root."""
+    service = Service(settings)
+    app = FastAPI(title="zipserve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    app.state.metrics = metrics = Metrics()
+    limiter = anyio.CapacityLimiter(max(settings.max_streams * 2, 8))
+    install_error_handlers(app)
+
+    def respond(status: int, headers: dict[str, str], body: Callable[[], Iterator[bytes]] | None,
+                on_done: Callable[[Outcome], None] | None = None) -> BodyResponse:
+        return BodyResponse(status, headers, body, limiter=limiter,
+                            send_timeout=settings.send_timeout, on_done=on_done)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def get_metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.api_route("/files/{path:path}", methods=["GET", "HEAD"])
+    async def get_file(path: str, request: Request) -> BodyResponse:
+        node = await anyio.to_thread.run_sync(service.file, path)
+        return serve_file(node, request, respond, service)
+
+    @app.api_route("/archive/{target:path}", methods=["GET", "HEAD"])
+    async def get_archive_path(target: str, request: Request) -> BodyResponse:
+        q = request.query_params
+        path, fmt = split_extension(target, q.get("format"))
+        plan = await plan_in_thread(service, [path], fmt, q.get("compression"), q.get("level"),
+                                    q.get("name"))
+        return serve_archive(plan, request, respond, metrics, settings.max_streams)
+
+    @app.api_route("/archive", methods=["GET", "HEAD"])
+    async def get_archive(request: Request) -> BodyResponse:
+        fields = selection_fields(request)
+        plan = await plan_in_thread(service, fields["paths"], fields["format"],
+                                    fields.get("compression"), fields.get("level"),
+                                    fields.get("name"))
+        return serve_archive(plan, request, respond, metrics, settings.max_streams)
+
+    @app.post("/archive")
+    async def post_archive(request: Request) -> Response:
+        fields = await posted_fields(request, settings.max_body)
+        # Check the paths now so a bad selection is refused here, not after the redirect.
+        await plan_in_thread(service, fields["paths"], fields["format"],
+                             fields.get("compression"), fields.get("level"), fields.get("name"))
+        return RedirectResponse("/archive?s=" + links.pack(fields), status_code=303)
+
+    return app
+
+
+async def plan_in_thread(service: Service, paths: list[str], fmt: str, compression: Any,
+                         level: Any, name: Any) -> ArchivePlan:
+    """Plan in a worker thread: walking a big tree must not stall the event loop."""
+    def run() -> ArchivePlan:
+        return service.archive(paths, fmt, compression=_opt(compression), level=_opt(level),
+                               name=_opt(name))
+    return await anyio.to_thread.run_sync(run)
+
+
+def _opt(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int):
+        raise BadRequest("options must be strings")
+    return str(value)
+
+
+def selection_fields(request: Request) -> dict[str, Any]:
+    """Given GET /archive, return its fields from ?s= or from ?path=&format=&name=."""
+    q = request.query_params
+    if "s" in q:
+        fields = links.unpack(q["s"])
+        return normalise_fields(fields)
+    return normalise_fields({"paths": q.getlist("path"), "format": q.get("format", "zip"),
+                             "name": q.get("name"), "compression": q.get("compression"),
+                             "level": q.get("level")})
+
+
+async def posted_fields(request: Request, max_body: int) -> dict[str, Any]:
+    """Given POST /archive (a form or JSON), return its fields; raise 400 or 413."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        raise TooLarge(f"request body is larger than {max_body} bytes")
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > max_body:
+            raise TooLarge(f"request body is larger than {max_body} bytes")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest("request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest('JSON body must be an object like {"paths": [...]}')
+        return normalise_fields(data)
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+        form = await Request(request.scope, replay).form()
+        return normalise_fields({"paths": [v for v in form.getlist("path") if isinstance(v, str)],
+                                 "format": form.get("format") or "zip", "name": form.get("name"),
+                                 "compression": form.get("compression"),
+                                 "level": form.get("level")})
+    raise BadRequest("POST /archive takes a form or application/json")
+
+
+def normalise_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Given raw selection fields, return them checked and minimal; raise BadRequest."""
+    paths = data.get("paths", data.get("path"))
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("paths must be a list of strings")
+    fmt = data.get("format") or "zip"
+    if not isinstance(fmt, str):
+        raise BadRequest("format must be a string")
+    out: dict[str, Any] = {"paths": paths, "format": fmt}
+    for key in ("name", "compression", "level"):
+        value = _opt(data.get(key))
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def archive_headers(plan: ArchivePlan) -> dict[str, str]:
+    """Given a plan, return the headers every answer about it carries."""
+    headers = {"Content-Type": plan.content_type,
+               "Content-Disposition": content_disposition(plan.filename),
+               "X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
+    if plan.sized:
+        assert plan.etag is not None
+        headers.update({"Accept-Ranges": "bytes", "ETag": plan.etag,
+                        "Last-Modified": http_date(plan.last_modified)})
+    else:
+        headers["Accept-Ranges"] = "none"
+    return headers
+
+
+def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., BodyResponse],
+                  metrics: Metrics, max_streams: int) -> BodyResponse:
+    """Given a plan, decide the answer (preconditions, range, limits), then return it."""
+    pinned = request.query_params.get("etag")
+    if pinned is not None and pinned.strip('"') != (plan.etag or "").strip('"'):
+        raise PreconditionFailed("the files changed since this link was made (its ?etag= is no"
+                                 " longer current): fetch the archive again from the start")
+    headers = archive_headers(plan)
+    encoder = request.app.state.service.encoder
+    if not plan.sized:
+        decision = ranges.Decision(200)
+        body: Callable[[], Iterator[bytes]] = lambda: encoder.body(plan)  # noqa: E731
+    else:
+        assert plan.total is not None
+        v = ranges.Validators(size=plan.total, etag=plan.etag, last_modified=None)
+        decision = ranges.decide(request.method, lower(request), v)
+        body = ranged_body(decision, plan.total, plan.content_type, plan.etag or "", headers,
+                           lambda a, b: encoder.body(plan, a, b))
+    if decision.status == 416:
+        raise RangeNotSatisfiable("the requested range is not within the archive",
+                                  size=plan.total or 0)
+    if decision.status in (304, 412):
+        return respond(decision.status, only_validators(headers), None)
+    if request.method != "HEAD" and not metrics.try_start(max_streams):
+        raise Busy(f"more than {max_streams} archives in flight; try again shortly")
+    started = time.monotonic()
+
+    def done(outcome: Outcome) -> None:
+        if request.method != "HEAD":
+            metrics.finish(outcome)
+        log.info("archive %s", json.dumps({
+            "name": plan.filename, "format": plan.options.format, "entries": len(plan.entries),
+            "status": outcome.status, "bytes_sent": outcome.sent, "outcome": outcome.result,
+            "error": outcome.error, "seconds": round(time.monotonic() - started, 3)}))
+    return respond(decision.status, headers, body, done)
+
+
+def serve_file(node: Node, request: Request, respond: Callable[..., BodyResponse],
+               service: Service) -> BodyResponse:
+    """Given a file node, decide the answer (conditionals, range), then return it."""
+    ctype = mimetypes.guess_type(node.path[-1])[0] or "application/octet-stream"
+    etag = file_etag(node.size, node.mtime_ns)
+    seconds = node.mtime_ns // 1_000_000_000
+    headers = {"Content-Type": ctype, "Accept-Ranges": "bytes", "ETag": etag,
+               "Last-Modified": http_date(seconds)}
+    v = ranges.Validators(size=node.size, etag=etag, last_modified=seconds)
+    decision = ranges.decide(request.method, lower(request), v)
+    if decision.status == 416:
+        raise RangeNotSatisfiable("the requested range is not within the file", size=node.size)
+    if decision.status in (304, 412):
+        return respond(decision.status, only_validators(headers), None)
+    encoder = service.encoder
+    body = ranged_body(decision, node.size, ctype, etag, headers,
+                       lambda a, b: encoder.data(node, a, b))
+    return respond(decision.status, headers, body)
+
+
+def ranged_body(decision: ranges.Decision, size: int, ctype: str, etag: str,
+                headers: dict[str, str], slice_of: Callable[[int, int], Iterator[bytes]]
+                ) -> Callable[[], Iterator[bytes]]:
+    """Given a decision, set the length headers and return the body factory (one range or multipart)."""
+    if decision.status == 200:
+        headers["Content-Length"] = str(size)
+        return lambda: slice_of(0, size)
+    if len(decision.ranges) == 1:
+        start, stop = decision.ranges[0]
+        headers["Content-Range"] = ranges.content_range(start, stop, size)
+        headers["Content-Length"] = str(stop - start)
+        return lambda: slice_of(start, stop)
+    boundary = ranges.boundary_for(etag)
+    parts, total = ranges.multipart_parts(decision.ranges, size, ctype, boundary)
+    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    headers["Content-Length"] = str(total)
+
+    def multipart() -> Iterator[bytes]:
+        for part in parts:
+            if isinstance(part, bytes):
+                yield part
+            else:
+                yield from slice_of(*part)
+    return multipart
+
+
+def only_validators(headers: dict[str, str]) -> dict[str, str]:
+    """Given full headers, return those a 304 or 412 repeats (RFC 9110 §15.4.5)."""
+    return {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "Cache-Control")}
+
+
+def lower(request: Request) -> dict[str, str]:
+    """Given a request, return its headers as a lower-cased dict, repeated ones joined."""
+    out: dict[str, str] = {}
+    for key, value in request.headers.items():
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every refusal to SPEC.md's JSON error (or HTML for browsers), in one place."""
+
+    @app.exception_handler(ZipserveError)
+    async def on_error(request: Request, exc: ZipserveError) -> Response:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(request, BadRequest("malformed request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        err = ZipserveError(str(exc.detail))
+        err.status, err.code = exc.status_code, {404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error")
+        return error_response(request, err)
+
+
+def error_response(request: Request, exc: ZipserveError) -> Response:
+    """Given an error, return it as JSON, or as an HTML page when the client prefers HTML."""
+    headers = exc.headers()
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept:
+        page = (f"<!doctype html><meta charset=utf-8><title>{exc.status} {html.escape(exc.code)}"
+                f"</title><h1>{exc.status}</h1><p>{html.escape(exc.message)}</p>")
+        return HTMLResponse(page, status_code=exc.status, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

@@ -1,0 +1,207 @@
+"""Plans -> bytes: the body of every archive and file, as a sync iterator of chunks.
+
+Runs in worker threads, never on the event loop. Sized archives are produced
+piece by piece from their Layout, so any byte range starts where it starts;
+compressed formats are streamed from the start through the compression engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+
+from . import compress
+from .crc import Crcs, crc32
+from .errors import SourceChanged
+from .formats import tar, zip
+from .formats.layout import Piece
+from .fs import Root
+from .node import Entry, Node
+from .plan import ArchivePlan
+from .selection import Options
+
+_Record = Callable[[], bytes]
+
+
+class Encoder:
+    """Turns plans into chunks, reading through the root and the CRC cache."""
+
+    def __init__(self, root: Root, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
+        self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
+
+    def body(self, plan: ArchivePlan, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """Given a plan (and for sized ones a byte span), yield its bytes in chunks of about `chunk`."""
+        return coalesce(self._pieces(plan, start, stop), self.chunk)
+
+    def _pieces(self, plan: ArchivePlan, start: int, stop: int | None) -> Iterator[bytes]:
+        fmt = plan.options.format
+        if plan.sized:
+            assert plan.total is not None
+            return self.sized(plan, start, plan.total if stop is None else stop)
+        if fmt == "zip":
+            return self.zip_stream(plan)
+        level, pool = plan.options.level, self.pool
+        if fmt == "gz":
+            entry = plan.entries[0]
+            return compress.gzip_stream(self.data(entry.node, learn=True), level=level, pool=pool,
+                                        mtime=entry.node.mtime_ns // 1_000_000_000,
+                                        filename=entry.name)
+        raw = self.tar_raw(plan)
+        if fmt == "tar.gz":
+            return compress.gzip_stream(raw, level=level, pool=pool)
+        return compress.zstd_stream(raw, level=zstd_level(level), threads=pool.workers)
+
+    def tar_raw(self, plan: ArchivePlan) -> Iterator[bytes]:
+        """Given a tar-family plan, yield the uncompressed tar in large chunks."""
+        assert plan.layout is not None
+        return coalesce(self.sized(plan, 0, plan.layout.total), self.chunk)
+
+    def sized(self, plan: ArchivePlan, start: int, stop: int) -> Iterator[bytes]:
+        """Given a plan with a layout, yield the bytes in [start, stop)."""
+        assert plan.layout is not None
+        for piece, lo, hi in plan.layout.overlapping(start, stop):
+            if piece.kind == "data":
+                node = plan.entries[piece.index].node
+                expected = self.crcs.of(node) if plan.options.format == "zip" else None
+                yield from self.data(node, lo, hi, expected=expected, learn=True)
+            else:
+                yield self.meta(plan, piece)[lo:hi]
+
+    def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
+        """Given a metadata piece of a sized plan, return its bytes."""
+        assert plan.layout is not None
+        if plan.options.format != "zip":
+            if piece.kind == "head":
+                return tar.header(plan.entries[piece.index])
+            return bytes(piece.size)  # padding and the end blocks are zeros
+        if piece.kind == "end":
+            cd_start = plan.layout.marks["cd_start"]
+            return zip.end_records(len(plan.entries), cd_start, plan.layout.total - cd_start
+                                   - piece.size)
+        entry = plan.entries[piece.index]
+        crc = self.crcs.of(entry.node) if not entry.is_dir else 0
+        if piece.kind == "head":
+            return zip.local_header(entry, crc)
+        return zip.info(entry, crc, offset=plan.layout.offsets[piece.index]).central_record()
+
+    def data(self, node: Node, lo: int = 0, hi: int | None = None, *,
+             expected: int | None = None, learn: bool = False) -> Iterator[bytes]:
+        """Given a file and a span of it, yield its bytes.
+
+        When the span is the whole file its CRC is computed on the way: checked
+        against ``expected`` before the last chunk leaves (a mismatch aborts),
+        and stored in the cache when ``learn`` is set.
+        """
+        hi = node.size if hi is None else hi
+        whole = lo == 0 and hi == node.size
+        value, done = 0, lo
+        for data in self.root.read(node, lo, hi, self.chunk):
+            done += len(data)
+            if whole:
+                value = crc32(data, value)
+                if done == hi:
+                    self._settle(node, value, expected, learn)
+            yield data
+        if whole and hi == 0:
+            self._settle(node, 0, expected, learn)
+
+    def _settle(self, node: Node, value: int, expected: int | None, learn: bool) -> None:
+        if expected is not None and value != expected:
+            self.crcs.cache.forget(node)
+            raise SourceChanged(node.shown, "content differs from its CRC in the archive header")
+        if learn and node.size:
+            self.crcs.cache.put(node, value)
+
+    def zip_stream(self, plan: ArchivePlan) -> Iterator[bytes]:
+        """Given a ZIP plan with deflated entries, yield the archive from its start."""
+        records: list[bytes] = []
+        pos = 0
+        for entry in plan.entries:
+            head, body, record = self._zip_entry(entry, plan.options, pos)
+            yield head
+            pos += len(head)
+            for out in body:
+                pos += len(out)
+                yield out
+            records.append(record())
+        cd = b"".join(records)
+        yield cd
+        yield zip.end_records(len(records), pos, len(cd))
+
+    def _zip_entry(self, entry: Entry, options: Options, offset: int) -> tuple[
+            bytes, Iterable[bytes], _Record]:
+        """Given an entry, return its local header, its data chunks and a callable for its central record."""
+        node = entry.node
+        if entry.deflate and node.size:
+            first, rest = self._first_block(node)
+            trial = options.compression == "auto"
+            if not trial or compress.shrinks(first):
+                return self._deflated(entry, itertools.chain([first], rest), offset, options)
+            rest.close()
+        crc = 0 if entry.is_dir else self.crcs.of(node)
+        head = zip.local_header(entry, crc)
+        data = self.data(node, expected=crc) if not entry.is_dir else iter(())
+        return head, data, lambda: zip.info(entry, crc, offset=offset).central_record()
+
+    def _first_block(self, node: Node) -> tuple[bytes, Iterator[bytes]]:
+        """Given a file, return its first block and a reader positioned after it."""
+        size = min(node.size, compress.DEFAULT_BLOCK)
+        first = b"".join(self.root.read(node, 0, size, size))
+        return first, self.data_from(node, size)
+
+    def data_from(self, node: Node, lo: int) -> Iterator[bytes]:
+        return self.root.read(node, lo, node.size, self.chunk)
+
+    def _deflated(self, entry: Entry, chunks: Iterator[bytes], offset: int,
+                  options: Options) -> tuple[bytes, Iterable[bytes], _Record]:
+        head = zip.local_header(entry, 0, deflated=True)
+        crc = compress.Crc()
+        sizes = [0]
+
+        def body() -> Iterator[bytes]:
+            def counted() -> Iterator[bytes]:
+                for data in chunks:
+                    crc.update(data)
+                    yield data
+            for out in compress.deflate_raw(counted(), level=options.level, pool=self.pool):
+                sizes[0] += len(out)
+                yield out
+            if crc.size != entry.node.size:
+                raise SourceChanged(entry.node.shown, "size changed while being sent")
+            self.crcs.cache.put(entry.node, crc.value)
+            yield zip.data_descriptor(crc.value, sizes[0], crc.size,
+                                      zip.needs_zip64_descriptor(entry))
+
+        def record() -> bytes:
+            return zip.info(entry, crc.value, deflated=True, compressed=sizes[0],
+                            offset=offset).central_record()
+        return head, body(), record
+
+
+
+def zstd_level(level: int) -> int:
+    """Given our level 1..9, return a zstd level of the same spirit (fast .. strong)."""
+    return {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 7, 7: 9, 8: 12, 9: 15}[level]
+
+
+def coalesce(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Given chunks of any sizes, yield them joined into chunks of at least `size` (the last may be smaller).
+
+    Each chunk costs a thread hop and a send in the HTTP layer, so small
+    headers and small files are gathered; big reads pass through uncopied.
+    """
+    parts: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if not parts and len(chunk) >= size:
+            yield chunk
+            continue
+        parts.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)

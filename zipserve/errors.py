@@ -1,0 +1,97 @@
+"""One exception tree: every refusal knows its HTTP status and a stable code."""
+
+from __future__ import annotations
+
+
+class ZipserveError(Exception):
+    """Base of every error zipserve turns into an HTTP answer."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def headers(self) -> dict[str, str]:
+        """Return extra response headers this error needs."""
+        return {}
+
+    def body(self) -> dict[str, dict[str, str]]:
+        """Return the JSON body of SPEC.md's error format."""
+        error = {"code": self.code, "message": self.message}
+        if self.path is not None:
+            error["path"] = self.path
+        return {"error": error}
+
+
+class BadRequest(ZipserveError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ZipserveError):
+    status = 401
+    code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="zipserve"'}
+
+
+class Forbidden(ZipserveError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ZipserveError):
+    status = 404
+    code = "not_found"
+
+
+class PreconditionFailed(ZipserveError):
+    status = 412
+    code = "precondition_failed"
+
+
+class TooLarge(ZipserveError):
+    status = 413
+    code = "too_large"
+
+
+class RangeNotSatisfiable(ZipserveError):
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        # RFC 9110 §15.5.17: a 416 names the current length.
+        return {"Content-Range": f"bytes */{self.size}"}
+
+
+class Busy(ZipserveError):
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class SourceChanged(Exception):
+    """A file changed, vanished or became unreadable after the body started.
+
+    Raised inside the body iterator; the HTTP layer aborts the connection so the
+    client sees an incomplete transfer, never a whole-looking wrong archive.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

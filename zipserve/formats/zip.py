@@ -1,0 +1,142 @@
+"""ZIP records (APPNOTE 6.3.10) on zipstream-ng's entry record, and the sized layout.
+
+zipstream-ng frames every entry with a data descriptor and switches to ZIP64 at
+zipfile's 2 GiB. Resumable archives need three changes, made here in one
+subclass rather than a copy of its writer:
+
+- stored entries carry CRC and sizes in the local header and no data
+  descriptor (Java's ZipInputStream: "only DEFLATED entries can have EXT
+  descriptor"), which the CRC cache makes cheap;
+- ZIP64 fields only where a value reaches its sentinel (>= 0xFFFFFFFF, or
+  >= 0xFFFF entries: APPNOTE 4.4.8, 4.4.21, 4.5.3);
+- the UTC mtime in an extended-timestamp field (0x5455) beside the DOS time,
+  which is itself written in UTC so every machine writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+import time
+import zipfile
+
+from zipstream.ng import ZipStreamInfo
+
+from ..node import Entry
+from .layout import Layout
+
+ZIP64_LIMIT = 0xFFFFFFFF  # sizes and offsets at or above this live in ZIP64 fields
+COUNT_LIMIT = 0xFFFF
+FLAG_DATA_DESCRIPTOR = 0x08
+MSDOS_DIRECTORY = 0x10
+DOS_MIN, DOS_MAX = (1980, 1, 1, 0, 0, 0), (2107, 12, 31, 23, 59, 58)
+# Deflate never expands input by more than 5 bytes per 16 KiB stored block, plus a few.
+DEFLATE_SLACK = 1.001
+
+
+class EntryInfo(ZipStreamInfo):  # type: ignore[misc]
+    """zipstream-ng's record with our ZIP64 threshold in the central directory."""
+
+    def central_record(self) -> bytes:
+        """Return the central directory header (APPNOTE 4.3.12) for this entry."""
+        extra64: list[int] = []
+        file_size, compress_size, offset = self.file_size, self.compress_size, self.header_offset
+        if max(file_size, compress_size) >= ZIP64_LIMIT:
+            extra64 += [file_size, compress_size]
+            file_size = compress_size = ZIP64_LIMIT
+        if offset >= ZIP64_LIMIT:
+            extra64.append(offset)
+            offset = ZIP64_LIMIT
+        extra = self.extra
+        version = 20
+        if extra64:
+            extra = struct.pack(f"<HH{len(extra64)}Q", 1, 8 * len(extra64), *extra64) + extra
+            version = zipfile.ZIP64_VERSION
+        dosdate, dostime = _dos(self.date_time)
+        name, flags = self._encodeFilenameFlags()
+        return struct.pack(
+            zipfile.structCentralDir, zipfile.stringCentralDir, version, self.create_system,
+            version, 0, flags, self.compress_type, dostime, dosdate, self.CRC,
+            compress_size, file_size, len(name), len(extra), 0, 0, 0,
+            self.external_attr, offset,
+        ) + name + extra
+
+
+def _dos(dt: tuple[int, ...]) -> tuple[int, int]:
+    """Given a (Y, M, D, h, m, s) tuple, return (dosdate, dostime) (APPNOTE 4.4.6)."""
+    return (dt[0] - 1980) << 9 | dt[1] << 5 | dt[2], dt[3] << 11 | dt[4] << 5 | dt[5] // 2
+
+
+def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | None = None,
+         offset: int = 0) -> EntryInfo:
+    """Given an entry and what is known of its data, return its record."""
+    node = entry.node
+    seconds = node.mtime_ns // 1_000_000_000
+    dt = min(max(tuple(time.gmtime(max(seconds, 0))[:6]), DOS_MIN), DOS_MAX)
+    rec = EntryInfo(entry.name + "/" if entry.is_dir else entry.name, dt)
+    kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
+    rec.external_attr = (kind | node.mode) << 16 | (MSDOS_DIRECTORY if entry.is_dir else 0)
+    rec.create_system = 3  # Unix, so readers apply the mode bits
+    rec.compress_type = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+    rec.CRC = crc
+    rec.file_size = node.size
+    rec.compress_size = node.size if compressed is None else compressed
+    rec.header_offset = offset
+    # Info-ZIP extended timestamp, mtime only: flags=1 then a 32-bit Unix time.
+    rec.extra = struct.pack("<HHBI", 0x5455, 5, 1, min(max(seconds, 0), 0x7FFFFFFF))
+    if deflated:
+        rec.flag_bits |= FLAG_DATA_DESCRIPTOR
+    return rec
+
+
+def local_header(entry: Entry, crc: int, *, deflated: bool = False) -> bytes:
+    """Given an entry, its CRC and whether it is deflated, return its local header."""
+    rec = info(entry, crc, deflated=deflated)
+    size = entry.node.size
+    zip64 = size * DEFLATE_SLACK + 64 >= ZIP64_LIMIT if deflated else size >= ZIP64_LIMIT
+    return bytes(rec.FileHeader(zip64))
+
+
+def needs_zip64_descriptor(entry: Entry) -> bool:
+    """Given a deflated entry, return whether its header announced ZIP64 sizes."""
+    return entry.node.size * DEFLATE_SLACK + 64 >= ZIP64_LIMIT
+
+
+def data_descriptor(crc: int, compressed: int, size: int, zip64: bool) -> bytes:
+    """Return the data descriptor that follows deflated data (APPNOTE 4.3.9)."""
+    return struct.pack("<4sLQQ" if zip64 else "<4sLLL", b"PK\x07\x08", crc, compressed, size)
+
+
+def end_records(count: int, cd_start: int, cd_size: int) -> bytes:
+    """Return the end of central directory records, with ZIP64 ones where needed (APPNOTE 4.3.14-16)."""
+    out = b""
+    if count >= COUNT_LIMIT or cd_start >= ZIP64_LIMIT or cd_size >= ZIP64_LIMIT:
+        end64 = cd_start + cd_size
+        out = struct.pack(zipfile.structEndArchive64, zipfile.stringEndArchive64, 44,
+                          zipfile.ZIP64_VERSION, zipfile.ZIP64_VERSION, 0, 0, count, count,
+                          cd_size, cd_start)
+        out += struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator,
+                           0, end64, 1)
+        count, cd_size, cd_start = (min(count, COUNT_LIMIT), min(cd_size, ZIP64_LIMIT),
+                                    min(cd_start, ZIP64_LIMIT))
+    return out + struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0,
+                             count, count, cd_size, cd_start, 0)
+
+
+def layout(entries: list[Entry]) -> Layout:
+    """Given entries that are all stored, return the archive's pieces.
+
+    Header lengths do not depend on CRC values, so they are measured by
+    rendering each record with CRC 0: the layout and the bytes cannot drift.
+    """
+    out = Layout()
+    for i, entry in enumerate(entries):
+        out.offsets.append(out.total)
+        out.add("head", len(local_header(entry, 0)), i)
+        out.add("data", entry.node.size, i)
+    cd_start = out.total
+    for i, entry in enumerate(entries):
+        out.add("cd", len(info(entry, 0, offset=out.offsets[i]).central_record()), i)
+    out.add("end", len(end_records(len(entries), cd_start, out.total - cd_start)))
+    out.marks["cd_start"] = cd_start
+    return out

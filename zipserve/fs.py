@@ -1,0 +1,210 @@
+"""The only code that touches the disk: confinement to the root, stat, walk, reads.
+
+Confinement is checked twice: by path before planning (the real path must lie
+inside the root) and on the opened file before reading (its device and inode
+must be the planned ones and /proc must show it inside the root), so a folder
+swapped for a symlink between the two never leaks a byte from outside.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Forbidden, NotFound, SourceChanged, TooLarge
+from .node import Node, RelPath
+
+log = logging.getLogger("zipserve.fs")
+
+
+@dataclass
+class Budget:
+    """Caps on one selection, counted while walking so a huge tree is refused early."""
+
+    max_files: int
+    max_bytes: int
+    max_depth: int
+    files: int = 0
+    bytes: int = 0
+
+    def take(self, node: Node) -> None:
+        """Given a walked node, count it; raise TooLarge once a cap is passed."""
+        if node.kind != "file":
+            return
+        self.files += 1
+        self.bytes += node.size
+        if self.files > self.max_files:
+            raise TooLarge(f"selection has more than {self.max_files} files (--max-files)")
+        if self.bytes > self.max_bytes:
+            raise TooLarge(f"selection is larger than {self.max_bytes} bytes (--max-bytes)")
+
+
+class Root:
+    """A served folder; every path given to it is relative and already parsed."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = str(root)
+        self.real = os.path.realpath(root)
+
+    def _full(self, rel: RelPath) -> str:
+        return os.path.join(self.path, *rel)
+
+    def inside(self, real: str) -> bool:
+        """Given a real path, return whether it lies in the root (not a sibling sharing its prefix)."""
+        return real == self.real or real.startswith(self.real + os.sep)
+
+    def stat(self, rel: RelPath) -> Node:
+        """Given a relative path, return its Node; raise NotFound or Forbidden."""
+        full = self._full(rel)
+        shown = "/".join(rel)
+        if not self.inside(os.path.realpath(full)):
+            raise Forbidden("path leads outside the served folder", path=shown)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"no such file or folder: {shown}", path=shown) from None
+        except PermissionError:
+            raise Forbidden(f"not readable: {shown}", path=shown) from None
+        node = _node(rel, st)
+        if node is None:
+            raise NotFound(f"not a regular file or folder: {shown}", path=shown)
+        return node
+
+    def walk(self, top: Node, budget: Budget) -> Iterator[Node]:
+        """Given a Node, yield it and, for a folder, every file and folder below it.
+
+        Iterative (no recursion limit); follows symlinks only while they stay in
+        the root; skips loops (by device and inode), special files and names
+        that are not UTF-8; raises TooLarge as soon as a cap is passed.
+        """
+        stack: list[tuple[Node, frozenset[tuple[int, int]]]] = [(top, frozenset())]
+        while stack:
+            node, ancestors = stack.pop()
+            budget.take(node)
+            yield node
+            if node.kind == "file":
+                continue
+            if len(node.path) - len(top.path) >= budget.max_depth:
+                raise TooLarge(f"folders nested deeper than {budget.max_depth} levels"
+                               " (--max-depth)", path=node.shown)
+            here = ancestors | {(node.dev, node.ino)}
+            children = self._children(node, here)
+            stack.extend((child, here) for child in reversed(children))
+
+    def _children(self, folder: Node, ancestors: frozenset[tuple[int, int]]) -> list[Node]:
+        """Given a folder, return its safe children (sorted by name)."""
+        out = []
+        try:
+            entries = list(os.scandir(self._full(folder.path)))
+        except OSError as exc:
+            log.warning("skipped unreadable folder %s: %s", folder.shown, exc.strerror)
+            return []
+        for entry in sorted(entries, key=lambda e: e.name):
+            child = self._child(folder, entry, ancestors)
+            if child is not None:
+                out.append(child)
+        return out
+
+    def _child(self, folder: Node, entry: os.DirEntry[str],
+               ancestors: frozenset[tuple[int, int]]) -> Node | None:
+        """Given a scandir entry, return its Node, or None (logged) when it must be left out."""
+        shown = folder.shown + "/" + entry.name if folder.path else entry.name
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            log.warning("skipped a name that is not UTF-8 in %s: %r", folder.shown or ".",
+                        entry.name.encode("utf-8", "surrogateescape"))
+            return None
+        try:
+            if entry.is_symlink() and not self.inside(os.path.realpath(entry.path)):
+                log.warning("skipped symlink leading outside the root: %s", shown)
+                return None
+            st = entry.stat()  # follows symlinks that stay inside
+        except OSError as exc:
+            log.warning("skipped %s: %s", shown, exc.strerror or exc)
+            return None
+        node = _node(folder.path + (entry.name,), st)
+        if node is None:
+            log.info("skipped special file %s", shown)
+        elif node.kind == "dir" and (node.dev, node.ino) in ancestors:
+            log.warning("skipped symlink loop at %s", shown)
+            return None
+        return node
+
+    def open(self, node: Node) -> int:
+        """Given a planned file Node, return an fd open on that very file; raise SourceChanged.
+
+        Opened with O_NONBLOCK so a FIFO swapped in cannot block, then checked:
+        the same device and inode as planned, and really inside the root.
+        """
+        try:
+            fd = os.open(self._full(node.path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise SourceChanged(node.shown, "vanished") from None
+        except OSError as exc:
+            raise SourceChanged(node.shown, f"unreadable ({exc.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (node.dev, node.ino) or not stat.S_ISREG(st.st_mode):
+                raise SourceChanged(node.shown, "replaced by another file")
+            if not self._fd_inside(fd):
+                raise SourceChanged(node.shown, "now leads outside the root")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _fd_inside(self, fd: int) -> bool:
+        """Given an open fd, return whether the kernel says it lies in the root."""
+        try:
+            return self.inside(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            return True  # no /proc: the device/inode check above still holds
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        """Given a planned file and a byte span, yield its bytes in chunks; raise SourceChanged.
+
+        A file that vanished, shrank, grew or changed since planning raises
+        instead of yielding bytes that would not match the archive's headers.
+        """
+        fd = self.open(node)
+        try:
+            if not _same(os.fstat(fd), node):
+                raise SourceChanged(node.shown, "changed since the request was planned")
+            pos = start
+            while pos < stop:
+                try:
+                    data = os.pread(fd, min(chunk, stop - pos), pos)
+                except OSError as exc:
+                    raise SourceChanged(node.shown, f"read failed ({exc.strerror})") from None
+                if not data:
+                    raise SourceChanged(node.shown, "shrank while being sent")
+                pos += len(data)
+                # Check before the last byte leaves, so a change aborts the transfer.
+                if pos >= stop and not _same(os.fstat(fd), node):
+                    raise SourceChanged(node.shown, "changed while being sent")
+                yield data
+        finally:
+            os.close(fd)
+
+
+def _same(st: os.stat_result, node: Node) -> bool:
+    """Given a fresh stat and the planned Node, return whether the file is unchanged."""
+    return st.st_size == node.size and st.st_mtime_ns == node.mtime_ns
+
+
+def _node(rel: RelPath, st: os.stat_result) -> Node | None:
+    """Given a path and its stat, return a Node, or None for special files."""
+    if stat.S_ISREG(st.st_mode):
+        kind, size = "file", st.st_size
+    elif stat.S_ISDIR(st.st_mode):
+        kind, size = "dir", 0
+    else:
+        return None
+    return Node(path=rel, kind=kind, size=size, mtime_ns=st.st_mtime_ns,
+                mode=stat.S_IMODE(st.st_mode), dev=st.st_dev, ino=st.st_ino,
+                ctime_ns=st.st_ctime_ns)

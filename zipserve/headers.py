@@ -1,0 +1,45 @@
+"""Header values built from untrusted names (pure): nothing from a request can inject a header."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from email.utils import formatdate
+from urllib.parse import quote
+
+# RFC 5987 attr-char, minus nothing: what may stand unescaped in filename*.
+_ATTR_CHARS = "!#$&+-.^_`|~"
+_UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9 !#$&'()+,\-.;=@\[\]^_`{}~]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def content_disposition(filename: str) -> str:
+    """Given a download name, return ``attachment; filename="..."; filename*=UTF-8''...``.
+
+    The ASCII fallback has no quote, backslash or control character (``curl
+    -J`` reads only it); ``filename*`` (RFC 6266 §4.3, RFC 5987) carries the
+    exact name, percent-encoded, so neither part can break out of the header.
+    """
+    name = _CONTROLS.sub("", filename).strip() or "download"
+    return (f'attachment; filename="{ascii_fallback(name)}"; '
+            f"filename*=UTF-8''{quote(name, safe=_ATTR_CHARS)}")
+
+
+def ascii_fallback(name: str) -> str:
+    """Given a name, return a plain-ASCII look-alike safe inside a quoted string."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    safe = _UNSAFE_ASCII.sub("_", folded).replace(";", "_").strip(" .")
+    stem_ext = name.rsplit(".", 1)
+    if not safe.strip("_") and len(stem_ext) == 2:
+        safe = "download." + _UNSAFE_ASCII.sub("_", stem_ext[1])
+    return safe[:200] or "download"
+
+
+def file_etag(size: int, mtime_ns: int) -> str:
+    """Given a file's size and mtime, return its strong ETag (the same on every machine holding the same copy)."""
+    return f'"f-{size:x}-{mtime_ns:x}"'
+
+
+def http_date(seconds: int) -> str:
+    """Given POSIX seconds, return an IMF-fixdate (RFC 9110 §5.6.7)."""
+    return formatdate(seconds, usegmt=True)

@@ -1,0 +1,39 @@
+"""The plain data that flows from the filesystem layer into the pure planner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RelPath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Node:
+    """A file or folder under the root, as stat saw it when the request was planned."""
+
+    path: RelPath
+    kind: str  # "file" or "dir"
+    size: int
+    mtime_ns: int
+    mode: int  # permission bits only
+    dev: int
+    ino: int
+    ctime_ns: int
+
+    @property
+    def shown(self) -> str:
+        """Return the path as users wrote it, for logs and errors."""
+        return "/".join(self.path)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One member of an archive: its name inside, where it comes from, how it is encoded."""
+
+    name: str  # "/"-separated, no trailing slash, never empty
+    node: Node
+    deflate: bool = False  # ZIP: deflate this entry (or, under auto, try to)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.node.kind == "dir"

@@ -1,0 +1,113 @@
+"""Selection + walked nodes + options -> ArchivePlan, before a byte is sent (pure).
+
+The plan fixes every entry's name, order and encoding, whether the archive's
+size is known, and for a sized archive where each byte comes from (its
+Layout), so Content-Length, a strong ETag and Range follow from it alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import BadRequest
+from .formats import tar, zip
+from .formats.layout import Layout
+from .node import Entry, Node
+from .selection import Options, Selection
+
+# Bump whenever the bytes written for the same plan change: it is part of every ETag.
+LAYOUT_VERSION = 1
+
+CONTENT_TYPES = {"zip": "application/zip", "tar": "application/x-tar",
+                 "tar.gz": "application/gzip", "gz": "application/gzip",
+                 "tar.zst": "application/zstd"}
+
+# Already compressed by their own format: deflating them again wastes CPU for nothing.
+COMPRESSED_SUFFIXES = frozenset("""
+    jpg jpeg png gif webp heic heif avif jxl mp4 m4v mov mkv webm avi wmv flv mpg mpeg ts
+    mp3 m4a aac ogg oga ogv opus flac wma zip gz tgz bz2 xz zst lz lz4 lzma 7z rar br cab
+    jar war apk ipa docx xlsx pptx odt ods odp epub whl woff woff2 dmg pdf
+""".split())
+# Smaller files are stored: deflate saves next to nothing on them.
+MIN_DEFLATE = 128
+
+
+@dataclass(frozen=True)
+class ArchivePlan:
+    """Everything about an archive that can be known before sending it."""
+
+    options: Options
+    entries: tuple[Entry, ...]
+    filename: str
+    sized: bool
+    etag: str | None
+    last_modified: int  # newest mtime, POSIX seconds
+    layout: Layout | None
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.options.format]
+
+    @property
+    def total(self) -> int | None:
+        """Return the archive's exact length when it is known before sending."""
+        return self.layout.total if self.sized and self.layout is not None else None
+
+
+def already_compressed(name: str) -> bool:
+    """Given an entry name, return whether its type says it is compressed already."""
+    suffix = posixpath.splitext(name)[1].lower().lstrip(".")
+    return suffix in COMPRESSED_SUFFIXES
+
+
+def wants_deflate(node: Node, name: str, compression: str) -> bool:
+    """Given a node, its name and the compression option, return whether ZIP deflates it."""
+    if node.kind != "file" or compression == "store":
+        return False
+    if compression == "deflate":
+        return True
+    return node.size >= MIN_DEFLATE and not already_compressed(name)
+
+
+def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) -> list[Entry]:
+    """Given walked nodes, return the entries: named, deduplicated, ordered by UTF-8 bytes."""
+    seen: dict[str, Entry] = {}
+    for node in nodes:
+        name = "/".join(selection.name_of(node.path))
+        if not name or name in seen:
+            continue  # the root itself is not an entry; no entry is written twice
+        seen[name] = Entry(name, node, wants_deflate(node, name, options.compression))
+    return sorted(seen.values(), key=lambda e: e.name.encode("utf-8"))
+
+
+def build(selection: Selection, nodes: Iterable[Node], options: Options,
+          filename: str) -> ArchivePlan:
+    """Given a selection, its walked nodes and options, return the ArchivePlan; raise BadRequest."""
+    entries = entries_of(selection, nodes, options)
+    fmt = options.format
+    if fmt == "gz" and (len(entries) != 1 or entries[0].is_dir):
+        raise BadRequest("gz holds exactly one file; use tar.gz for a folder or a selection")
+    sized = fmt == "tar" or (fmt == "zip" and not any(e.deflate for e in entries))
+    layout = None  # for tar.gz and tar.zst, the layout of the tar inside
+    if fmt == "zip" and sized:
+        layout = zip.layout(entries)
+    elif fmt.startswith("tar"):
+        layout = tar.layout(entries)
+    newest = max((e.node.mtime_ns for e in entries), default=0) // 1_000_000_000
+    return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
+                       etag=etag_of(entries, options) if sized else None,
+                       last_modified=newest, layout=layout)
+
+
+def etag_of(entries: Iterable[Entry], options: Options) -> str:
+    """Given entries and options, return a strong ETag over everything that shapes the bytes."""
+    h = hashlib.sha256(f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0"
+                       f"{options.compression}\0{options.level}\0".encode())
+    for e in entries:
+        n = e.node
+        h.update(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{e.deflate:d}\n"
+                 .encode("utf-8", "surrogatepass"))
+    return f'"zs{LAYOUT_VERSION}-{h.hexdigest()[:32]}"'

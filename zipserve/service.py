@@ -1,0 +1,67 @@
+"""Requests -> plans: every check made before the first byte of a body.
+
+Holds the parts one server process shares (root, CRC cache, compression
+workers, encoder) and turns validated request fields into an ArchivePlan or a
+file Node. Knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from . import compress, plan
+from .crc import CrcCache, Crcs
+from .encode import Encoder
+from .errors import BadRequest, TooLarge
+from .fs import Budget, Root
+from .node import Node
+from .selection import (
+    download_name,
+    make_selection,
+    parse_options,
+    parse_path,
+)
+from .settings import Settings
+
+
+class Service:
+    """One process's shared parts and the request -> plan decisions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Root(settings.root)
+        self.cache = CrcCache(settings.crc_cache)
+        self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
+        self.pool = compress.Pool(settings.compress_workers)
+        self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
+
+    def close(self) -> None:
+        self.pool.close()
+        self.cache.close()
+
+    def file(self, raw: str) -> Node:
+        """Given a requested file path, return its Node; raise the SPEC.md errors."""
+        rel = parse_path(raw, max_bytes=self.settings.max_path_bytes)
+        node = self.root.stat(rel)
+        if node.kind != "file":
+            raise BadRequest(f"{raw or '.'} is a folder: use /archive/ or /browse/",
+                             path=node.shown or ".")
+        return node
+
+    def archive(self, paths: list[str], fmt: str, *, compression: str | None = None,
+                level: str | None = None, name: str | None = None) -> plan.ArchivePlan:
+        """Given raw request fields, return the archive's plan; raise the SPEC.md errors."""
+        s = self.settings
+        if len(paths) > s.max_paths:
+            raise TooLarge(f"more than {s.max_paths} paths in one selection (--max-paths)")
+        options = parse_options(fmt, compression, level, s.level)
+        selection = make_selection([parse_path(p, max_bytes=s.max_path_bytes) for p in paths])
+        budget = Budget(s.max_files, s.max_bytes, s.max_depth)
+        nodes = list(self._walk(selection.paths, budget))
+        filename = download_name(selection, options.format, name)
+        return plan.build(selection, nodes, options, filename)
+
+    def _walk(self, paths: tuple[tuple[str, ...], ...], budget: Budget) -> Iterator[Node]:
+        tops = [self.root.stat(p) for p in paths]  # every path is checked before any walk
+        for top in tops:
+            yield from self.root.walk(top, budget)

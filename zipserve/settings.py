@@ -1,0 +1,64 @@
+"""One frozen Settings object, checked once at startup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def default_crc_cache() -> Path:
+    """Return the CRC cache's default path in the user's cache folder (XDG)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zipserve" / "crc.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server and `pack` need to know; built by the CLI or by tests."""
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    token: str | None = None
+    secret: str | None = None
+    # Limits, all checked on the plan before the first body byte.
+    max_files: int = 200_000
+    max_bytes: int = 1 << 40
+    max_streams: int = 64
+    max_paths: int = 1000
+    max_body: int = 1 * MiB
+    max_depth: int = 256
+    max_path_bytes: int = 4096
+    # Streaming.
+    chunk_size: int = 1 * MiB
+    send_timeout: float = 60.0
+    # Compression.
+    level: int = 1
+    compress_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # CRC cache: None turns it off.
+    crc_cache: Path | None = field(default_factory=default_crc_cache)
+    max_expires: int = 7 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        root = Path(self.root).resolve()
+        object.__setattr__(self, "root", root)
+        check(self)
+
+
+def check(settings: Settings) -> None:
+    """Given settings, raise ValueError naming the first one that cannot work."""
+    if not settings.root.is_dir():
+        raise ValueError(f"root {settings.root} is not a folder")
+    if not 1 <= settings.level <= 9:
+        raise ValueError("level must be 1..9")
+    if settings.chunk_size < 4096:
+        raise ValueError("chunk size must be at least 4096 bytes")
+    for name in ("max_files", "max_bytes", "max_streams", "max_paths", "max_body",
+                 "max_depth", "compress_workers", "workers", "max_path_bytes"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name.replace('_', '-')} must be at least 1")

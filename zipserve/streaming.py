@@ -1,0 +1,111 @@
+"""Sync chunk iterators -> an ASGI body that always closes its source.
+
+Starlette's StreamingResponse neither closes its iterator when the client goes
+away nor bounds a stalled send. Here every chunk is produced in a worker
+thread (reads and compression never run on the event loop), the source is
+closed on completion, error and disconnect alike, a send that stalls past the
+timeout drops the client, and a failure after the headers aborts the
+connection so the client sees an incomplete transfer, never a whole-looking
+wrong archive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .errors import SourceChanged
+
+log = logging.getLogger("zipserve.stream")
+
+_DONE = object()
+
+
+@dataclass
+class Outcome:
+    """How one body ended, for logs and metrics."""
+
+    status: int
+    sent: int = 0
+    result: str = "client_gone"  # complete | client_gone | failed
+    error: str = ""
+    started: float = 0.0
+
+
+def _next(it: Iterator[bytes]) -> object:
+    return next(it, _DONE)
+
+
+class BodyResponse(Response):
+    """An ASGI response whose body comes from a sync iterator made on demand."""
+
+    def __init__(self, status: int, headers: Mapping[str, str],
+                 body: Callable[[], Iterator[bytes]] | None, *, limiter: anyio.CapacityLimiter,
+                 send_timeout: float, on_done: Callable[[Outcome], None] | None = None) -> None:
+        self.status_code = status
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                        for k, v in headers.items()]
+        self.make_body = body
+        self.background = None
+        self.limiter = limiter
+        self.send_timeout = send_timeout
+        self.on_done = on_done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        outcome = Outcome(self.status_code, started=time.monotonic())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            if self.make_body is None or scope.get("method") == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                outcome.result = "complete"
+                return
+            body = await anyio.to_thread.run_sync(self.make_body, limiter=self.limiter)
+            try:
+                await self._stream(body, receive, send, outcome)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(body.close, limiter=self.limiter)
+        finally:
+            if self.on_done is not None:
+                self.on_done(outcome)
+
+    async def _stream(self, body: Iterator[bytes], receive: Receive, send: Send,
+                      outcome: Outcome) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
+            try:
+                while True:
+                    chunk = await anyio.to_thread.run_sync(_next, body, limiter=self.limiter)
+                    if chunk is _DONE:
+                        break
+                    assert isinstance(chunk, bytes)
+                    with anyio.fail_after(self.send_timeout):
+                        await send({"type": "http.response.body", "body": chunk,
+                                    "more_body": True})
+                    outcome.sent += len(chunk)
+                await send({"type": "http.response.body", "body": b""})
+                outcome.result = "complete"
+            except SourceChanged as exc:
+                # Returning without the final empty body makes uvicorn close the
+                # connection: the client sees a cut transfer (curl exit 18).
+                outcome.result, outcome.error = "failed", str(exc)
+                log.error("aborted a transfer after %d bytes: %s", outcome.sent, exc)
+            except TimeoutError:
+                outcome.result, outcome.error = "client_gone", "send timed out"
+            except OSError as exc:  # uvicorn's ClientDisconnected
+                outcome.result, outcome.error = "client_gone", type(exc).__name__
+            tg.cancel_scope.cancel()
+
+
+async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Wait for the client to go away, then cancel the body so its source closes at once."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
