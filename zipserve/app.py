@@ -7,6 +7,7 @@ import json
 import logging
 import mimetypes
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,6 +53,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def get_metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    @app.get("/api/list")
+    @app.get("/api/list/{path:path}")
+    async def api_list(request: Request, path: str = "") -> dict[str, Any]:
+        folder, children = await anyio.to_thread.run_sync(service.listing, path)
+        return {"path": folder.shown, "entries": [
+            {"name": n.path[-1], "kind": n.kind, "size": n.size,
+             "modified": iso_time(n.mtime_ns)} for n in children]}
+
     @app.api_route("/files/{path:path}", methods=["GET", "HEAD"])
     async def get_file(path: str, request: Request) -> BodyResponse:
         node = await anyio.to_thread.run_sync(service.file, path)
@@ -91,6 +100,11 @@ async def plan_in_thread(service: Service, paths: list[str], fmt: str, compressi
         return service.archive(paths, fmt, compression=_opt(compression), level=_opt(level),
                                name=_opt(name))
     return await anyio.to_thread.run_sync(run)
+
+
+def iso_time(ns: int) -> str:
+    """Given nanoseconds since the epoch, return an ISO 8601 UTC time."""
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _opt(value: Any) -> str | None:

@@ -95,6 +95,10 @@ class Root:
             children = self._children(node, here)
             stack.extend((child, here) for child in reversed(children))
 
+    def children(self, folder: Node) -> list[Node]:
+        """Given a folder Node, return its safe children, as a walk would see them."""
+        return self._children(folder, frozenset({(folder.dev, folder.ino)}))
+
     def _children(self, folder: Node, ancestors: frozenset[tuple[int, int]]) -> list[Node]:
         """Given a folder, return its safe children (sorted by name)."""
         out = []

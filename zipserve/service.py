@@ -48,6 +48,14 @@ class Service:
                              path=node.shown or ".")
         return node
 
+    def listing(self, raw: str) -> tuple[Node, list[Node]]:
+        """Given a requested folder path, return it and its entries (folders first, then by name)."""
+        node = self.root.stat(parse_path(raw, max_bytes=self.settings.max_path_bytes))
+        if node.kind != "dir":
+            raise BadRequest(f"{raw} is a file, not a folder", path=node.shown)
+        children = self.root.children(node)
+        return node, sorted(children, key=lambda n: (n.kind != "dir", n.path[-1].lower()))
+
     def archive(self, paths: list[str], fmt: str, *, compression: str | None = None,
                 level: str | None = None, name: str | None = None) -> plan.ArchivePlan:
         """Given raw request fields, return the archive's plan; raise the SPEC.md errors."""

@@ -1,0 +1,5 @@
+"""`python -m zipserve` is the `zipserve` command."""
+
+from .cli import main
+
+main()
