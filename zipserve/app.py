@@ -17,13 +17,22 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from . import links, ranges
-from .errors import BadRequest, Busy, PreconditionFailed, RangeNotSatisfiable, TooLarge, ZipserveError
+from . import links, ranges, signing
+from .access import Access, RedactSecrets
+from .errors import (
+    BadRequest,
+    Busy,
+    Forbidden,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+    TooLarge,
+    ZipserveError,
+)
 from .headers import content_disposition, file_etag, http_date
 from .metrics import Metrics
 from .node import Node
 from .plan import ArchivePlan
-from .selection import split_extension
+from .selection import parse_path, split_extension
 from .service import Service
 from .settings import Settings
 from .streaming import BodyResponse, Outcome
@@ -39,6 +48,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics = Metrics()
     limiter = anyio.CapacityLimiter(max(settings.max_streams * 2, 8))
     install_error_handlers(app)
+    if settings.token is not None or settings.secret is not None:
+        app.add_middleware(Access, token=settings.token, secret=settings.secret,
+                           max_lifetime=settings.max_expires, on_error=error_response)
+    logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
 
     def respond(status: int, headers: dict[str, str], body: Callable[[], Iterator[bytes]] | None,
                 on_done: Callable[[Outcome], None] | None = None) -> BodyResponse:
@@ -88,9 +101,26 @@ def create_app(settings: Settings) -> FastAPI:
         # Check the paths now so a bad selection is refused here, not after the redirect.
         await plan_in_thread(service, fields["paths"], fields["format"],
                              fields.get("compression"), fields.get("level"), fields.get("name"))
-        return RedirectResponse("/archive?s=" + links.pack(fields), status_code=303)
+        return RedirectResponse(archive_location(request, fields, settings), status_code=303)
 
     return app
+
+
+def archive_location(request: Request, fields: dict[str, Any], settings: Settings) -> str:
+    """Given a POSTed selection, return the GET URL that downloads it.
+
+    A POST let in by a page's signed grant may only select inside the grant's
+    folder, and gets a download URL signed for the same lifetime.
+    """
+    expires = request.scope.get("state", {}).get("signed_expires")
+    if expires is None or settings.secret is None:
+        return "/archive?s=" + links.pack(fields)
+    grant = parse_path(request.query_params.get("grant", ""))
+    for raw in fields["paths"]:
+        if parse_path(raw)[: len(grant)] != grant:
+            raise Forbidden("this link only allows downloads from its own folder", path=raw)
+    return signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
+                            expires=expires)
 
 
 async def plan_in_thread(service: Service, paths: list[str], fmt: str, compression: Any,
@@ -204,13 +234,14 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
         assert plan.total is not None
         v = ranges.Validators(size=plan.total, etag=plan.etag, last_modified=None)
         decision = ranges.decide(request.method, lower(request), v)
+        # 416, 304 and 412 have no body: answer them before building one.
+        if decision.status == 416:
+            raise RangeNotSatisfiable("the requested range is not within the archive",
+                                      size=plan.total)
+        if decision.status in (304, 412):
+            return respond(decision.status, only_validators(headers), None)
         body = ranged_body(decision, plan.total, plan.content_type, plan.etag or "", headers,
                            lambda a, b: encoder.body(plan, a, b))
-    if decision.status == 416:
-        raise RangeNotSatisfiable("the requested range is not within the archive",
-                                  size=plan.total or 0)
-    if decision.status in (304, 412):
-        return respond(decision.status, only_validators(headers), None)
     if request.method != "HEAD" and not metrics.try_start(max_streams):
         raise Busy(f"more than {max_streams} archives in flight; try again shortly")
     started = time.monotonic()

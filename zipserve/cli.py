@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from . import signing
 from .errors import ZipserveError
 from .settings import Settings
 
@@ -68,12 +69,14 @@ def main() -> None:
 @click.option("--max-paths", type=int, default=1000, show_default=True)
 @click.option("--max-body", type=int, default=1 << 20, show_default=True)
 @click.option("--send-timeout", type=float, default=60.0, show_default=True)
+@click.option("--max-lifetime", default="7d", show_default=True,
+              help="Longest --expires a signed link may have.")
 @common_options
-def serve(root: str, **options: Any) -> None:
+def serve(root: str, max_lifetime: str, **options: Any) -> None:
     """Serve ROOT over HTTP."""
     import uvicorn
 
-    settings = make_settings(root, **options)
+    settings = make_settings(root, max_expires=_duration(max_lifetime), **options)
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
     uvicorn.run("zipserve.cli:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info",
@@ -139,3 +142,68 @@ def write(chunks: Any, out: BinaryIO, total: int | None, *, show: bool) -> int:
     if show:
         click.echo(f"\r{done / (1 << 20):10.1f} MiB done", err=True)
     return done
+
+
+def _duration(text: str) -> int:
+    try:
+        return signing.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--secret", required=True, help="The server's --secret (or ZIPSERVE_SECRET).")
+@click.option("--root", default=".", envvar="ZIPSERVE_ROOT", show_default=True,
+              help="The served folder, to pin the archive's snapshot.")
+@click.option("--format", "fmt", default="zip", show_default=True)
+@click.option("--compression", default=None, help="auto, store or deflate.")
+@click.option("--name", default=None)
+@click.option("--expires", default="1h", show_default=True, help="Lifetime: 30m, 1h, 7d...")
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--file", "kind", flag_value="file", help="Sign /files/PATH.")
+@click.option("--page", "kind", flag_value="page", help="Sign the page /browse/PATH.")
+@click.option("--no-pin", is_flag=True, help="Do not pin the archive's snapshot (?etag=).")
+def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: str | None,
+         name: str | None, expires: str, base_url: str, kind: str | None,
+         no_pin: bool) -> None:
+    """Print a signed, expiring URL for PATHS (an archive by default)."""
+    lifetime = _duration(expires)
+    if kind in ("file", "page"):
+        if len(paths) != 1:
+            raise click.UsageError("--file and --page take exactly one PATH")
+        path, query = ("/files/" if kind == "file" else "/browse/") + paths[0].strip("/"), []
+    else:
+        path, query = archive_url(list(paths), fmt, compression, name)
+        if not no_pin:
+            etag = _etag(root, list(paths), fmt, compression, name)
+            if etag is not None:
+                query.append(("etag", etag.strip('"')))
+    click.echo(signing.sign_url(secret, path, query, expires=int(time.time()) + lifetime,
+                                base_url=base_url))
+
+
+def archive_url(paths: list[str], fmt: str, compression: str | None,
+                name: str | None) -> tuple[str, list[tuple[str, str]]]:
+    """Given a selection, return the archive URL's path and query (without signature)."""
+    from .selection import FORMAT_EXT, parse_format
+
+    fmt = parse_format(fmt)
+    query = [(k, v) for k, v in (("compression", compression), ("name", name)) if v]
+    if len(paths) == 1 and paths[0].strip("/") not in ("", "."):
+        return f"/archive/{paths[0].strip('/')}.{FORMAT_EXT[fmt]}", query
+    return "/archive", [*(("path", p) for p in paths), ("format", fmt), *query]
+
+
+def _etag(root: str, paths: list[str], fmt: str, compression: str | None,
+          name: str | None) -> str | None:
+    """Given a selection, return its current ETag when the archive is sized (else None: nothing to pin)."""
+    from .service import Service
+
+    service = Service(make_settings(root, crc_cache=None, no_crc_cache=True))
+    try:
+        return service.archive(paths, fmt, compression=compression, name=name).etag
+    except ZipserveError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        service.close()
