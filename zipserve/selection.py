@@ -34,6 +34,10 @@ def parse_path(raw: str, *, max_bytes: int = 4096) -> RelPath:
         return ()
     if "\x00" in raw:
         raise BadRequest("path contains a NUL byte", path=_shown(raw))
+    if not _is_utf8(raw):
+        # Lone surrogates (from JSON "\ud800" or undecodable bytes) name no file
+        # we serve (the walk skips non-UTF-8 names) and cannot be echoed back.
+        raise BadRequest("path is not valid UTF-8", path=_shown(raw))
     if len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
         raise BadRequest(f"path is longer than {max_bytes} bytes", path=_shown(raw))
     if "\\" in raw or raw.startswith("/") or _DRIVE.match(raw):
@@ -46,6 +50,14 @@ def parse_path(raw: str, *, max_bytes: int = 4096) -> RelPath:
             raise BadRequest(f"a name in the path is longer than {MAX_NAME_BYTES} bytes",
                              path=_shown(raw))
     return parts
+
+
+def _is_utf8(raw: str) -> bool:
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _shown(raw: str) -> str:
