@@ -65,8 +65,8 @@ def already_compressed(name: str) -> bool:
 
 def wants_deflate(node: Node, name: str, compression: str) -> bool:
     """Given a node, its name and the compression option, return whether ZIP deflates it."""
-    if node.kind != "file" or compression == "store":
-        return False
+    if node.kind != "file" or node.size == 0 or compression == "store":
+        return False  # an empty file has nothing to deflate: stored, it keeps the ZIP sized
     if compression == "deflate":
         return True
     return node.size >= MIN_DEFLATE and not already_compressed(name)
@@ -88,7 +88,8 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
     """Given a selection, its walked nodes and options, return the ArchivePlan; raise BadRequest."""
     entries = entries_of(selection, nodes, options)
     fmt = options.format
-    if fmt == "gz" and (len(entries) != 1 or entries[0].is_dir):
+    # The root is a folder even when it holds a single file: no entry of its own shows it.
+    if fmt == "gz" and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
         raise BadRequest("gz holds exactly one file; use tar.gz for a folder or a selection")
     sized = fmt == "tar" or (fmt == "zip" and not any(e.deflate for e in entries))
     layout = None  # for tar.gz and tar.zst, the layout of the tar inside
