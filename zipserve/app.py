@@ -7,8 +7,8 @@ import json
 import logging
 import mimetypes
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio

@@ -172,7 +172,8 @@ def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: 
     if kind in ("file", "page"):
         if len(paths) != 1:
             raise click.UsageError("--file and --page take exactly one PATH")
-        path, query = ("/files/" if kind == "file" else "/browse/") + paths[0].strip("/"), []
+        query: list[tuple[str, str]] = []
+        path = ("/files/" if kind == "file" else "/browse/") + paths[0].strip("/")
     else:
         path, query = archive_url(list(paths), fmt, compression, name)
         if not no_pin:

@@ -8,7 +8,7 @@ compressed formats are streamed from the start through the compression engine.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 from . import compress
 from .crc import Crcs, crc32
@@ -59,13 +59,25 @@ class Encoder:
     def sized(self, plan: ArchivePlan, start: int, stop: int) -> Iterator[bytes]:
         """Given a plan with a layout, yield the bytes in [start, stop)."""
         assert plan.layout is not None
+        is_zip = plan.options.format == "zip"
+        held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
         for piece, lo, hi in plan.layout.overlapping(start, stop):
+            if is_zip and piece.kind == "head" and self._small(plan.entries[piece.index]) \
+                    and stop >= piece.start + piece.size + plan.entries[piece.index].node.size:
+                held[piece.index] = b"".join(self.data(plan.entries[piece.index].node, learn=True))
             if piece.kind == "data":
+                if piece.index in held:
+                    yield held.pop(piece.index)[lo:hi]
+                    continue
                 node = plan.entries[piece.index].node
-                expected = self.crcs.of(node) if plan.options.format == "zip" else None
+                expected = self.crcs.of(node) if is_zip else None
                 yield from self.data(node, lo, hi, expected=expected, learn=True)
             else:
                 yield self.meta(plan, piece)[lo:hi]
+
+    def _small(self, entry: Entry) -> bool:
+        """Given an entry, return whether it is a file small enough to hold while its header is made."""
+        return not entry.is_dir and 0 < entry.node.size <= self.chunk
 
     def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
         """Given a metadata piece of a sized plan, return its bytes."""
@@ -132,25 +144,36 @@ class Encoder:
             bytes, Iterable[bytes], _Record]:
         """Given an entry, return its local header, its data chunks and a callable for its central record."""
         node = entry.node
-        if entry.deflate and node.size:
+        if entry.is_dir:
+            return self._stored(entry, 0, iter(()), offset)
+        if entry.deflate or node.size <= self.chunk:
             first, rest = self._first_block(node)
-            trial = options.compression == "auto"
-            if not trial or compress.shrinks(first):
+            if entry.deflate and node.size and (options.compression != "auto"
+                                                or compress.shrinks(first[:compress.DEFAULT_BLOCK])):
                 return self._deflated(entry, itertools.chain([first], rest), offset, options)
+            if len(first) == node.size:  # the whole file is in hand: no second read
+                crc = crc32(first)
+                self.crcs.cache.put(node, crc)
+                return self._stored(entry, crc, iter([first]), offset)
             rest.close()
-        crc = 0 if entry.is_dir else self.crcs.of(node)
-        head = zip.local_header(entry, crc)
-        data = self.data(node, expected=crc) if not entry.is_dir else iter(())
-        return head, data, lambda: zip.info(entry, crc, offset=offset).central_record()
+        crc = self.crcs.of(node)
+        return self._stored(entry, crc, self.data(node, expected=crc), offset)
 
-    def _first_block(self, node: Node) -> tuple[bytes, Iterator[bytes]]:
-        """Given a file, return its first block and a reader positioned after it."""
-        size = min(node.size, compress.DEFAULT_BLOCK)
+    def _stored(self, entry: Entry, crc: int, data: Iterator[bytes], offset: int) -> tuple[
+            bytes, Iterable[bytes], _Record]:
+        return (zip.local_header(entry, crc), data,
+                lambda: zip.info(entry, crc, offset=offset).central_record())
+
+    def _first_block(self, node: Node) -> tuple[bytes, Generator[bytes, None, None]]:
+        """Given a file, return all of it when small (else its first block) and a reader for the rest."""
+        size = node.size if node.size <= self.chunk else compress.DEFAULT_BLOCK
         first = b"".join(self.root.read(node, 0, size, size))
         return first, self.data_from(node, size)
 
-    def data_from(self, node: Node, lo: int) -> Iterator[bytes]:
-        return self.root.read(node, lo, node.size, self.chunk)
+    def data_from(self, node: Node, lo: int) -> Generator[bytes, None, None]:
+        """Given a file and an offset, return a lazy reader of the rest (opens nothing when empty)."""
+        if lo < node.size:
+            yield from self.root.read(node, lo, node.size, self.chunk)
 
     def _deflated(self, entry: Entry, chunks: Iterator[bytes], offset: int,
                   options: Options) -> tuple[bytes, Iterable[bytes], _Record]:

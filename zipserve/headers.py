@@ -36,7 +36,7 @@ def ascii_fallback(name: str) -> str:
 
 
 def file_etag(size: int, mtime_ns: int) -> str:
-    """Given a file's size and mtime, return its strong ETag (the same on every machine holding the same copy)."""
+    """Given a file's size and mtime, return its strong ETag (the same on every machine with this copy)."""
     return f'"f-{size:x}-{mtime_ns:x}"'
 
 

@@ -42,6 +42,13 @@ def _next(it: Iterator[bytes]) -> object:
     return next(it, _DONE)
 
 
+def close(it: Iterator[bytes]) -> None:
+    """Given a body iterator, close it (generators release their files in their finally blocks)."""
+    closer = getattr(it, "close", None)
+    if closer is not None:
+        closer()
+
+
 class BodyResponse(Response):
     """An ASGI response whose body comes from a sync iterator made on demand."""
 
@@ -71,7 +78,7 @@ class BodyResponse(Response):
                 await self._stream(body, receive, send, outcome)
             finally:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(body.close, limiter=self.limiter)
+                    await anyio.to_thread.run_sync(close, body, limiter=self.limiter)
         finally:
             if self.on_done is not None:
                 self.on_done(outcome)

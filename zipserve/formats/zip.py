@@ -20,7 +20,7 @@ import struct
 import time
 import zipfile
 
-from zipstream.ng import ZipStreamInfo
+from zipstream.ng import ZipStreamInfo  # type: ignore[import-untyped]
 
 from ..node import Entry
 from .layout import Layout
@@ -30,6 +30,12 @@ COUNT_LIMIT = 0xFFFF
 FLAG_DATA_DESCRIPTOR = 0x08
 MSDOS_DIRECTORY = 0x10
 DOS_MIN, DOS_MAX = (1980, 1, 1, 0, 0, 0), (2107, 12, 31, 23, 59, 58)
+# Record layouts and signatures (APPNOTE 4.3.12, 4.3.14, 4.3.15, 4.3.16).
+CENTRAL_DIR = ("<4s4B4HL2L5H2L", b"PK\x01\x02")
+END64 = ("<4sQ2H2L4Q", b"PK\x06\x06")
+END64_LOCATOR = ("<4sLQL", b"PK\x06\x07")
+END = ("<4s4H2LH", b"PK\x05\x06")
+ZIP64_VERSION = 45
 # Deflate never expands input by more than 5 bytes per 16 KiB stored block, plus a few.
 DEFLATE_SLACK = 1.001
 
@@ -51,15 +57,17 @@ class EntryInfo(ZipStreamInfo):  # type: ignore[misc]
         version = 20
         if extra64:
             extra = struct.pack(f"<HH{len(extra64)}Q", 1, 8 * len(extra64), *extra64) + extra
-            version = zipfile.ZIP64_VERSION
+            version = ZIP64_VERSION
         dosdate, dostime = _dos(self.date_time)
         name, flags = self._encodeFilenameFlags()
-        return struct.pack(
-            zipfile.structCentralDir, zipfile.stringCentralDir, version, self.create_system,
+        extra_bytes: bytes = extra
+        record = struct.pack(
+            CENTRAL_DIR[0], CENTRAL_DIR[1], version, self.create_system,
             version, 0, flags, self.compress_type, dostime, dosdate, self.CRC,
             compress_size, file_size, len(name), len(extra), 0, 0, 0,
             self.external_attr, offset,
-        ) + name + extra
+        )
+        return record + bytes(name) + extra_bytes
 
 
 def _dos(dt: tuple[int, ...]) -> tuple[int, int]:
@@ -112,14 +120,12 @@ def end_records(count: int, cd_start: int, cd_size: int) -> bytes:
     out = b""
     if count >= COUNT_LIMIT or cd_start >= ZIP64_LIMIT or cd_size >= ZIP64_LIMIT:
         end64 = cd_start + cd_size
-        out = struct.pack(zipfile.structEndArchive64, zipfile.stringEndArchive64, 44,
-                          zipfile.ZIP64_VERSION, zipfile.ZIP64_VERSION, 0, 0, count, count,
+        out = struct.pack(END64[0], END64[1], 44, ZIP64_VERSION, ZIP64_VERSION, 0, 0, count, count,
                           cd_size, cd_start)
-        out += struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator,
-                           0, end64, 1)
+        out += struct.pack(END64_LOCATOR[0], END64_LOCATOR[1], 0, end64, 1)
         count, cd_size, cd_start = (min(count, COUNT_LIMIT), min(cd_size, ZIP64_LIMIT),
                                     min(cd_start, ZIP64_LIMIT))
-    return out + struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0,
+    return out + struct.pack(END[0], END[1], 0, 0,
                              count, count, cd_size, cd_start, 0)
 
 
