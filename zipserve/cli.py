@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,6 +79,9 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
 
     settings = make_settings(root, max_expires=_duration(max_lifetime), **options)
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; one scrape sums them (see metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="zipserve-metrics-")
     uvicorn.run("zipserve.cli:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info",
                 timeout_graceful_shutdown=30)

@@ -1,20 +1,52 @@
-"""Counters for /metrics (Prometheus text) and the streams-in-flight cap."""
+"""/metrics in Prometheus text (prometheus-client), and the streams-in-flight cap.
+
+Under ``--workers N`` the CLI sets PROMETHEUS_MULTIPROC_DIR before the workers
+start, so every worker writes its samples there and one scrape, whichever
+worker answers it, sums them all. The cap itself is per process.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from .streaming import Outcome
 
+OUTCOMES = ("complete", "client_gone", "failed")
+disable_created_metrics()  # the *_created series only add noise to every scrape
+
 
 class Metrics:
-    """Streams in flight, bytes sent and archives by outcome, for this process."""
+    """Streams in flight, bytes sent, archives by outcome and stream durations, for this app."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.in_flight = 0
-        self.bytes_sent = 0
-        self.outcomes = {"complete": 0, "client_gone": 0, "failed": 0}
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        # One registry per app (tests build many apps in one process); in
+        # multiprocess mode samples go to files and are collected at scrape time.
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        reg = self.registry
+        self.streams = Gauge("zipserve_streams_in_flight", "Archives being sent now.",
+                             registry=reg, multiprocess_mode="livesum")
+        self.sent = Counter("zipserve_bytes_sent", "Archive body bytes sent.", registry=reg)
+        self.archives = Counter("zipserve_archives", "Archives by outcome.", ["outcome"],
+                                registry=reg)
+        self.seconds = Histogram("zipserve_archive_seconds", "Time to send an archive.",
+                                 ["outcome"], registry=reg,
+                                 buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, float("inf")))
+        for outcome in OUTCOMES:
+            self.archives.labels(outcome)
 
     def try_start(self, limit: int) -> bool:
         """Given the cap, count one more stream and return True, or return False when full."""
@@ -22,28 +54,22 @@ class Metrics:
             if self.in_flight >= limit:
                 return False
             self.in_flight += 1
-            return True
+        self.streams.inc()
+        return True
 
-    def finish(self, outcome: Outcome) -> None:
-        """Given how a stream ended, count it and free its slot."""
+    def finish(self, outcome: Outcome, seconds: float) -> None:
+        """Given how a stream ended and how long it took, count it and free its slot."""
         with self._lock:
             self.in_flight -= 1
-            self.bytes_sent += outcome.sent
-            self.outcomes[outcome.result] = self.outcomes.get(outcome.result, 0) + 1
+        self.streams.dec()
+        self.sent.inc(outcome.sent)
+        self.archives.labels(outcome.result).inc()
+        self.seconds.labels(outcome.result).observe(seconds)
 
-    def render(self) -> str:
-        """Return the counters in Prometheus text format."""
-        with self._lock:
-            lines = [
-                "# HELP zipserve_streams_in_flight Archives being sent now.",
-                "# TYPE zipserve_streams_in_flight gauge",
-                f"zipserve_streams_in_flight {self.in_flight}",
-                "# HELP zipserve_bytes_sent_total Archive body bytes sent.",
-                "# TYPE zipserve_bytes_sent_total counter",
-                f"zipserve_bytes_sent_total {self.bytes_sent}",
-                "# HELP zipserve_archives_total Archives by outcome.",
-                "# TYPE zipserve_archives_total counter",
-            ]
-            lines += [f'zipserve_archives_total{{outcome="{k}"}} {v}'
-                      for k, v in sorted(self.outcomes.items())]
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """Return every metric in Prometheus text format (all workers' in multiprocess mode)."""
+        if self.registry is not None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
