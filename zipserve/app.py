@@ -247,12 +247,14 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
     started = time.monotonic()
 
     def done(outcome: Outcome) -> None:
+        seconds = time.monotonic() - started
         if request.method != "HEAD":
-            metrics.finish(outcome)
+            metrics.finish(outcome, seconds)
         log.info("archive %s", json.dumps({
             "name": plan.filename, "format": plan.options.format, "entries": len(plan.entries),
-            "status": outcome.status, "bytes_sent": outcome.sent, "outcome": outcome.result,
-            "error": outcome.error, "seconds": round(time.monotonic() - started, 3)}))
+            "bytes_planned": sum(e.node.size for e in plan.entries), "status": outcome.status,
+            "bytes_sent": outcome.sent, "outcome": outcome.result, "error": outcome.error,
+            "seconds": round(seconds, 3)}, ensure_ascii=False))
     return respond(decision.status, headers, body, done)
 
 
