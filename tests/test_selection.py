@@ -169,6 +169,18 @@ def test_parse_options_table(compression: str | None, level: str | None,
     assert parse_options("zip", compression, level, default_level=6) == expected
 
 
+@pytest.mark.parametrize(("fmt", "expected"),
+                         [("zip", "zip"), ("tgz", "tar.gz"), ("TAR.ZST", "tar.zst"), ("gz", "gz")])
+def test_parse_options_makes_the_format_canonical(fmt: str, expected: str) -> None:
+    assert parse_options(fmt, None, None, default_level=1).format == expected
+
+
+@pytest.mark.parametrize("fmt", ["rar", "", "zipx", "tar.bz2"])
+def test_parse_options_refuses_an_unknown_format(fmt: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_options(fmt, None, None, default_level=1)
+
+
 @pytest.mark.parametrize(
     ("compression", "level"),
     [("lzma", None), ("store ", None), (None, "0"), (None, "10"), (None, "+5"), (None, "1_0"),

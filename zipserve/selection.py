@@ -106,6 +106,8 @@ class Options:
 def parse_options(fmt: str, compression: str | None, level: str | None,
                   default_level: int) -> Options:
     """Given raw option values, return Options; raise BadRequest for bad ones."""
+    # ?format= and the POSTed format arrive raw ("tgz", "ZIP", "rar"): make it canonical here.
+    fmt = parse_format(fmt)
     comp = (compression or "auto").lower()
     if comp not in COMPRESSIONS:
         raise BadRequest(f"compression must be one of: {', '.join(COMPRESSIONS)}")
