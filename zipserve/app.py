@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import mimetypes
@@ -31,6 +30,7 @@ from .errors import (
 from .headers import content_disposition, file_etag, http_date
 from .metrics import Metrics
 from .node import Node
+from .page import install_page, render_error
 from .plan import ArchivePlan
 from .selection import parse_path, split_extension
 from .service import Service
@@ -103,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
                              fields.get("compression"), fields.get("level"), fields.get("name"))
         return RedirectResponse(archive_location(request, fields, settings), status_code=303)
 
+    install_page(app, service)
     return app
 
 
@@ -341,7 +342,5 @@ def error_response(request: Request, exc: ZipserveError) -> Response:
     headers = exc.headers()
     accept = request.headers.get("accept", "")
     if "text/html" in accept:
-        page = (f"<!doctype html><meta charset=utf-8><title>{exc.status} {html.escape(exc.code)}"
-                f"</title><h1>{exc.status}</h1><p>{html.escape(exc.message)}</p>")
-        return HTMLResponse(page, status_code=exc.status, headers=headers)
+        return HTMLResponse(render_error(exc), status_code=exc.status, headers=headers)
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

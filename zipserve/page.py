@@ -1,0 +1,184 @@
+"""The bulk-download page: GET / and GET /browse/{dir}, server-rendered with Jinja2.
+
+A plain HTML form posts the ticked paths to POST /archive, so the page works
+without JavaScript; zipserve.js only adds "select all" and the live total.
+Every name goes through Jinja2's autoescape, every URL is percent-encoded per
+segment. A page reached by a signed link hands out links signed for the same
+lifetime (SPEC.md, Access), confined to the folder the link granted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import anyio
+import jinja2
+from fastapi import FastAPI, Request
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+from . import signing
+from .errors import ZipserveError
+from .node import Node, RelPath
+from .selection import parse_path
+from .service import Service
+
+HERE = Path(__file__).parent
+ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,  # names are data: `<script>` and `a"b` must render as text
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+# Defence in depth behind the escaping: no inline script, nothing from elsewhere.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "same-origin", "Cache-Control": "no-cache"}
+UNITS = ("KB", "MB", "GB", "TB", "PB", "EB")
+
+
+def install_page(app: FastAPI, service: Service) -> None:
+    """Given the app, add the page's routes and its static files."""
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route("/browse", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route("/browse/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def browse(request: Request, path: str = "") -> HTMLResponse:
+        folder, children = await anyio.to_thread.run_sync(service.listing, path)
+        links = links_for(request, service.settings.secret, folder.path)
+        return HTMLResponse(render_folder(folder, children, links), headers=PAGE_HEADERS)
+
+
+@cache
+def version(name: str) -> str:
+    """Given a static file's name, return a short hash of it, so a new version is never read from cache."""
+    return hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the page points: plain URLs, or URLs signed until `expires` inside `grant`."""
+
+    secret: str | None = None
+    expires: int | None = None
+    grant: RelPath = ()
+
+    def url(self, path: str, query: Sequence[tuple[str, str]] = (), method: str = "GET") -> str:
+        """Given an unencoded path and its query, return the href (signed when the page was)."""
+        if self.secret is None or self.expires is None:
+            return quote(path, safe="/") + ("?" + urlencode(query, quote_via=quote) if query
+                                            else "")
+        return signing.sign_url(self.secret, path, query, expires=self.expires, method=method)
+
+    def folder(self, parts: RelPath) -> str | None:
+        """Given a folder, return its page's href, or None when a signed page may not go there."""
+        if self.expires is None:
+            return self.url("/browse/" + "/".join(parts)) if parts else "/"
+        if parts[: len(self.grant)] != self.grant:
+            return None
+        return self.url("/browse/" + "/".join(parts), [("grant", "/".join(self.grant))])
+
+    def file(self, parts: RelPath) -> str:
+        return self.url("/files/" + "/".join(parts))
+
+    def action(self) -> str:
+        if self.expires is None:
+            return "/archive"
+        return self.url("/archive", [("grant", "/".join(self.grant))], method="POST")
+
+    def static(self, name: str) -> str:
+        return self.url("/static/" + name, [("v", version(name))])
+
+
+def links_for(request: Request, secret: str | None, here: RelPath) -> Links:
+    """Given the page's request, return how its links are made.
+
+    A signed page's ?grant= was signed with it, so it is trusted; without one
+    the page's own folder is the grant.
+    """
+    expires = request.scope.get("state", {}).get("signed_expires")
+    if secret is None or expires is None:
+        return Links()
+    grant = parse_path(request.query_params.get("grant", "/".join(here)))
+    if here[: len(grant)] != grant:
+        grant = here
+    return Links(secret, expires, grant)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entry of the listing, ready for the template."""
+
+    name: str
+    kind: str
+    value: str  # the relative path the form posts
+    href: str
+    size: int
+    size_text: str
+    exact_size: str
+    iso: str
+    date_text: str
+
+
+def row_of(node: Node, links: Links) -> Row:
+    """Given a child Node, return its table row."""
+    is_dir = node.kind == "dir"
+    href = links.folder(node.path) if is_dir else links.file(node.path)
+    assert href is not None  # a child is always inside the page's grant
+    when = datetime.fromtimestamp(node.mtime_ns // 1_000_000_000, UTC)
+    return Row(name=node.path[-1], kind=node.kind, value=node.shown, href=href,
+               size=0 if is_dir else node.size,
+               size_text="—" if is_dir else human_size(node.size),
+               exact_size=f"{node.size:,} bytes" if not is_dir and node.size >= 1000 else "",
+               iso=when.isoformat().replace("+00:00", "Z"),
+               date_text=when.strftime("%Y-%m-%d %H:%M"))
+
+
+def breadcrumbs(here: RelPath, links: Links) -> list[tuple[str, str | None]]:
+    """Given the folder shown, return (name, href) from the root down; the last has no href."""
+    crumbs = [("Home", links.folder(()))]
+    crumbs += [(name, links.folder(here[: i + 1])) for i, name in enumerate(here)]
+    return [*crumbs[:-1], (crumbs[-1][0], None)]
+
+
+def render_folder(folder: Node, children: list[Node], links: Links) -> str:
+    """Given a folder and its entries (folders first), return the page's HTML."""
+    return ENV.get_template("folder.html").render(
+        title=folder.shown or "Home", crumbs=breadcrumbs(folder.path, links),
+        rows=[row_of(n, links) for n in children], action=links.action(),
+        css=links.static("zipserve.css"), js=links.static("zipserve.js"))
+
+
+def render_error(exc: ZipserveError) -> str:
+    """Given a refusal, return the HTML page that tells a browser about it.
+
+    Only the message is shown: the path field may echo a host path a client
+    sent (`../../etc/passwd`), and the page must never display one.
+    """
+    return ENV.get_template("error.html").render(
+        status=exc.status, phrase=HTTPStatus(exc.status).phrase, message=exc.message,
+        css=Links().static("zipserve.css"))
+
+
+def human_size(n: int) -> str:
+    """Given a size in bytes, return it for people: '1 byte', '950 bytes', '1.5 KB', '200 KB'.
+
+    Decimal units, as file managers show them; zipserve.js formats the live total the same way.
+    """
+    if n < 1000:
+        return f"{n} byte" if n == 1 else f"{n} bytes"
+    value, unit = n / 1000, 0
+    while value >= 999.5 and unit < len(UNITS) - 1:  # 999.5 KB would round to "1000 KB"
+        value /= 1000
+        unit += 1
+    return f"{value:.1f} {UNITS[unit]}" if value < 9.95 else f"{value:.0f} {UNITS[unit]}"
