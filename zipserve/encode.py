@@ -7,8 +7,7 @@ compressed formats are streamed from the start through the compression engine.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from . import compress
 from .crc import Crcs, crc32
@@ -18,9 +17,7 @@ from .formats.layout import Piece
 from .fs import Root
 from .node import Entry, Node
 from .plan import ArchivePlan
-from .selection import Options
-
-_Record = Callable[[], bytes]
+from .streamzip import StreamedZip
 
 
 class Encoder:
@@ -39,7 +36,7 @@ class Encoder:
             assert plan.total is not None
             return self.sized(plan, start, plan.total if stop is None else stop)
         if fmt == "zip":
-            return self.zip_stream(plan)
+            return iter(StreamedZip(self, plan.entries, plan.options))
         level, pool = plan.options.level, self.pool
         if fmt == "gz":
             entry = plan.entries[0]
@@ -124,82 +121,10 @@ class Encoder:
         if learn and node.size:
             self.crcs.cache.put(node, value)
 
-    def zip_stream(self, plan: ArchivePlan) -> Iterator[bytes]:
-        """Given a ZIP plan with deflated entries, yield the archive from its start."""
-        records: list[bytes] = []
-        pos = 0
-        for entry in plan.entries:
-            head, body, record = self._zip_entry(entry, plan.options, pos)
-            yield head
-            pos += len(head)
-            for out in body:
-                pos += len(out)
-                yield out
-            records.append(record())
-        cd = b"".join(records)
-        yield cd
-        yield zip.end_records(len(records), pos, len(cd))
-
-    def _zip_entry(self, entry: Entry, options: Options, offset: int) -> tuple[
-            bytes, Iterable[bytes], _Record]:
-        """Given an entry, return its local header, its data chunks and a callable for its central record."""
-        node = entry.node
-        if entry.is_dir:
-            return self._stored(entry, 0, iter(()), offset)
-        if entry.deflate or node.size <= self.chunk:
-            first, rest = self._first_block(node)
-            if entry.deflate and node.size and (options.compression != "auto"
-                                                or compress.shrinks(first[:compress.DEFAULT_BLOCK])):
-                return self._deflated(entry, itertools.chain([first], rest), offset, options)
-            if len(first) == node.size:  # the whole file is in hand: no second read
-                crc = crc32(first)
-                self.crcs.cache.put(node, crc)
-                return self._stored(entry, crc, iter([first]), offset)
-            rest.close()
-        crc = self.crcs.of(node)
-        return self._stored(entry, crc, self.data(node, expected=crc), offset)
-
-    def _stored(self, entry: Entry, crc: int, data: Iterator[bytes], offset: int) -> tuple[
-            bytes, Iterable[bytes], _Record]:
-        return (zip.local_header(entry, crc), data,
-                lambda: zip.info(entry, crc, offset=offset).central_record())
-
-    def _first_block(self, node: Node) -> tuple[bytes, Generator[bytes, None, None]]:
-        """Given a file, return all of it when small (else its first block) and a reader for the rest."""
-        size = node.size if node.size <= self.chunk else compress.DEFAULT_BLOCK
-        first = b"".join(self.root.read(node, 0, size, size))
-        return first, self.data_from(node, size)
-
     def data_from(self, node: Node, lo: int) -> Generator[bytes, None, None]:
         """Given a file and an offset, return a lazy reader of the rest (opens nothing when empty)."""
         if lo < node.size:
             yield from self.root.read(node, lo, node.size, self.chunk)
-
-    def _deflated(self, entry: Entry, chunks: Iterator[bytes], offset: int,
-                  options: Options) -> tuple[bytes, Iterable[bytes], _Record]:
-        head = zip.local_header(entry, 0, deflated=True)
-        crc = compress.Crc()
-        sizes = [0]
-
-        def body() -> Iterator[bytes]:
-            def counted() -> Iterator[bytes]:
-                for data in chunks:
-                    crc.update(data)
-                    yield data
-            for out in compress.deflate_raw(counted(), level=options.level, pool=self.pool):
-                sizes[0] += len(out)
-                yield out
-            if crc.size != entry.node.size:
-                raise SourceChanged(entry.node.shown, "size changed while being sent")
-            self.crcs.cache.put(entry.node, crc.value)
-            yield zip.data_descriptor(crc.value, sizes[0], crc.size,
-                                      zip.needs_zip64_descriptor(entry))
-
-        def record() -> bytes:
-            return zip.info(entry, crc.value, deflated=True, compressed=sizes[0],
-                            offset=offset).central_record()
-        return head, body(), record
-
 
 
 def zstd_level(level: int) -> int:

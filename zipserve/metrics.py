@@ -23,7 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from .streaming import Outcome
 
 OUTCOMES = ("complete", "client_gone", "failed")
-disable_created_metrics()  # the *_created series only add noise to every scrape
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise to every scrape
 
 
 class Metrics:
@@ -71,5 +71,5 @@ class Metrics:
         if self.registry is not None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)

@@ -47,7 +47,10 @@ class EntryInfo(ZipStreamInfo):  # type: ignore[misc]
         """Return the central directory header (APPNOTE 4.3.12) for this entry."""
         extra64: list[int] = []
         file_size, compress_size, offset = self.file_size, self.compress_size, self.header_offset
-        if max(file_size, compress_size) >= ZIP64_LIMIT:
+        # The sizes go in whenever the field is written, even when only the offset
+        # needs it: after an entry of exactly 0xFFFFFFFF bytes, unzip 6.0 reads the
+        # next entry's ZIP64 field as if it began with the size (stale state).
+        if max(file_size, compress_size) >= ZIP64_LIMIT or offset >= ZIP64_LIMIT:
             extra64 += [file_size, compress_size]
             file_size = compress_size = ZIP64_LIMIT
         if offset >= ZIP64_LIMIT:
@@ -76,8 +79,12 @@ def _dos(dt: tuple[int, ...]) -> tuple[int, int]:
 
 
 def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | None = None,
-         offset: int = 0) -> EntryInfo:
-    """Given an entry and what is known of its data, return its record."""
+         offset: int = 0, descriptor: bool = False) -> EntryInfo:
+    """Given an entry and what is known of its data, return its record.
+
+    ``descriptor`` marks a deflated entry whose CRC and sizes follow its data
+    (flag bit 3), because they were not known when its header was written.
+    """
     node = entry.node
     seconds = node.mtime_ns // 1_000_000_000
     dt = min(max(tuple(time.gmtime(max(seconds, 0))[:6]), DOS_MIN), DOS_MAX)
@@ -92,16 +99,22 @@ def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | No
     rec.header_offset = offset
     # Info-ZIP extended timestamp, mtime only: flags=1 then a 32-bit Unix time.
     rec.extra = struct.pack("<HHBI", 0x5455, 5, 1, min(max(seconds, 0), 0x7FFFFFFF))
-    if deflated:
+    if deflated and descriptor:
         rec.flag_bits |= FLAG_DATA_DESCRIPTOR
     return rec
 
 
-def local_header(entry: Entry, crc: int, *, deflated: bool = False) -> bytes:
-    """Given an entry, its CRC and whether it is deflated, return its local header."""
-    rec = info(entry, crc, deflated=deflated)
-    size = entry.node.size
-    zip64 = size * DEFLATE_SLACK + 64 >= ZIP64_LIMIT if deflated else size >= ZIP64_LIMIT
+def local_header(entry: Entry, crc: int, *, deflated: bool = False,
+                 compressed: int | None = None) -> bytes:
+    """Given an entry, its CRC and how it is encoded, return its local header.
+
+    A deflated entry whose compressed size is not given gets a data descriptor
+    (its header sizes are zero, or ZIP64 when the entry may reach 4 GiB).
+    """
+    descriptor = deflated and compressed is None
+    rec = info(entry, crc, deflated=deflated, compressed=compressed, descriptor=descriptor)
+    known = max(entry.node.size, rec.compress_size) >= ZIP64_LIMIT
+    zip64 = needs_zip64_descriptor(entry) if descriptor else known
     return bytes(rec.FileHeader(zip64))
 
 
