@@ -28,11 +28,26 @@ def content_disposition(filename: str) -> str:
 def ascii_fallback(name: str) -> str:
     """Given a name, return a plain-ASCII look-alike safe inside a quoted string."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    safe = _UNSAFE_ASCII.sub("_", folded).replace(";", "_").strip(" .")
-    stem_ext = name.rsplit(".", 1)
-    if not safe.strip("_") and len(stem_ext) == 2:
-        safe = "download." + _UNSAFE_ASCII.sub("_", stem_ext[1])
-    return safe[:200] or "download"
+    safe = _UNSAFE_ASCII.sub("_", folded).replace(";", "_").strip(" ")
+    if safe.startswith(".") or not safe.strip("_"):
+        # Nothing readable is left before the extension ("\u20ac.zip" folds to ".zip"):
+        # save as download.zip, not as a hidden file or one named "zip".
+        rest = safe.strip(" ._")
+        safe = "download." + rest if rest else "download"
+    return _shortened(safe.rstrip(" ."), 200) or "download"
+
+
+def _shortened(name: str, limit: int) -> str:
+    """Given a name, return it cut to `limit` characters, keeping a short extension such as .tar.gz.
+
+    File systems refuse names over 255 bytes, and a saved file without its
+    extension would not open, so the cut falls in the stem.
+    """
+    if len(name) <= limit:
+        return name
+    tail = name[-16:]
+    ext = tail[tail.index("."):] if "." in tail else ""
+    return name[: limit - len(ext)] + ext
 
 
 def file_etag(size: int, mtime_ns: int) -> str:
