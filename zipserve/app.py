@@ -27,7 +27,7 @@ from .errors import (
     TooLarge,
     ZipserveError,
 )
-from .headers import content_disposition, file_etag, http_date
+from .headers import content_disposition, file_etag, http_date, prefers_html
 from .metrics import Metrics
 from .node import Node
 from .page import install_page, render_error
@@ -202,7 +202,17 @@ def normalise_fields(data: dict[str, Any]) -> dict[str, Any]:
         value = _opt(data.get(key))
         if value is not None:
             out[key] = value
+    for value in [fmt, *(v for k, v in out.items() if k != "paths")]:
+        _check_text(value)
     return out
+
+
+def _check_text(value: str) -> None:
+    """Given a field, raise BadRequest unless it is valid UTF-8 text (JSON may carry lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("fields must be valid UTF-8 text") from None
 
 
 def archive_headers(plan: ArchivePlan) -> dict[str, str]:
@@ -340,7 +350,6 @@ def install_error_handlers(app: FastAPI) -> None:
 def error_response(request: Request, exc: ZipserveError) -> Response:
     """Given an error, return it as JSON, or as an HTML page when the client prefers HTML."""
     headers = exc.headers()
-    accept = request.headers.get("accept", "")
-    if "text/html" in accept:
+    if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(render_error(exc), status_code=exc.status, headers=headers)
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

@@ -58,3 +58,24 @@ def file_etag(size: int, mtime_ns: int) -> str:
 def http_date(seconds: int) -> str:
     """Given POSIX seconds, return an IMF-fixdate (RFC 9110 §5.6.7)."""
     return formatdate(seconds, usegmt=True)
+
+
+def prefers_html(accept: str) -> bool:
+    """Given an Accept header, return whether text/html is wanted at least as much as JSON.
+
+    Browsers list text/html first; API clients send */* or application/json.
+    """
+    weights: dict[str, float] = {}
+    for item in accept.split(",")[:50]:
+        kind, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        weights[kind.strip().lower()] = q
+    html = weights.get("text/html", 0.0)
+    return html > 0 and html >= weights.get("application/json", 0.0)
