@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -84,7 +85,21 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="zipserve-metrics-")
     uvicorn.run("zipserve.cli:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info",
-                timeout_graceful_shutdown=30)
+                log_config=log_config(), timeout_graceful_shutdown=30)
+
+
+def log_config() -> dict[str, Any]:
+    """Return uvicorn's logging setup plus zipserve's own loggers at INFO.
+
+    uvicorn configures only its loggers; without this, CRC cache misses and the
+    one line per archive would never reach the server's log.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["zipserve"] = {"handlers": ["default"], "level": "INFO",
+                                     "propagate": False}
+    return config
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -177,7 +192,11 @@ def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: 
         if len(paths) != 1:
             raise click.UsageError("--file and --page take exactly one PATH")
         query: list[tuple[str, str]] = []
-        path = ("/files/" if kind == "file" else "/browse/") + paths[0].strip("/")
+        rel = paths[0].strip("/")
+        if kind == "page" and rel in ("", "."):
+            path = "/"  # browsers turn /browse/. into /browse/ before sending: sign what they send
+        else:
+            path = ("/files/" if kind == "file" else "/browse/") + rel
     else:
         path, query = archive_url(list(paths), fmt, compression, name)
         if not no_pin:
