@@ -226,13 +226,14 @@ def _start(directory: Path, store: str, die_with_parent: bool, deadline: float) 
     for sub in ("run", "log", "crash", "mon", "osd/osd.0", "rgw"):
         (directory / sub).mkdir(parents=True)
     ports = _free_ports(3)
+    fsid = str(uuid.uuid4())
     conf = directory / "ceph.conf"
     conf.write_text(CONF.format(
-        fsid=uuid.uuid4(), dir=directory, mon_v2=ports[0], mon_v1=ports[1], rgw_port=ports[2],
+        fsid=fsid, dir=directory, mon_v2=ports[0], mon_v1=ports[1], rgw_port=ports[2],
         store=store,
     ))
     monmap = directory / "monmap"
-    _run(deadline, "monmaptool", "-c", conf, "--create", "--fsid", _fsid(conf),
+    _run(deadline, "monmaptool", "-c", conf, "--create", "--fsid", fsid,
          "--addv", "a", f"[v2:127.0.0.1:{ports[0]},v1:127.0.0.1:{ports[1]}]", monmap)
     _run(deadline, "ceph-mon", "-c", conf, "-i", "a", "--mkfs", "--monmap", monmap)
     _spawn(directory, die_with_parent, "mon.a", "ceph-mon", "-i", "a")
@@ -241,7 +242,7 @@ def _start(directory: Path, store: str, die_with_parent: bool, deadline: float) 
     _run(deadline, "ceph-osd", "-c", conf, "-i", "0", "--mkfs", "--osd-uuid", osd_uuid)
     _spawn(directory, die_with_parent, "osd.0", "ceph-osd", "-i", "0")
     access_key = "ZS" + secrets.token_hex(9).upper()
-    secret_key = secrets.token_urlsafe(30)
+    secret_key = secrets.token_hex(20)  # no leading "-" for radosgw-admin to take as an option
     _run(deadline, "radosgw-admin", "-c", conf, "user", "create", "--uid", "zipserve",
          "--display-name", "zipserve tests", "--access-key", access_key, "--secret", secret_key)
     _spawn(directory, die_with_parent, "client.rgw.s3", "radosgw", "-n", "client.rgw.s3")
@@ -266,13 +267,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def _fsid(conf: Path) -> str:
-    for line in conf.read_text().splitlines():
-        if line.startswith("fsid = "):
-            return line.split(" = ", 1)[1]
-    raise RuntimeError("no fsid in " + str(conf))
 
 
 def _run(deadline: float, *cmd: str | Path) -> None:
