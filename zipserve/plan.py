@@ -19,7 +19,7 @@ from .node import Entry, Node
 from .selection import Options, Selection
 
 # Bump whenever the bytes written for the same plan change: it is part of every ETag.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 CONTENT_TYPES = {"zip": "application/zip", "tar": "application/x-tar",
                  "tar.gz": "application/gzip", "gz": "application/gzip",
