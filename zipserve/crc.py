@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from isal import isal_zlib
@@ -22,17 +23,21 @@ log = logging.getLogger("zipserve.crc")
 crc32 = isal_zlib.crc32  # ISA-L's CRC-32: several times zlib's speed
 
 
-def key(node: Node) -> tuple[int, int, int, int, int]:
-    """Given a file node, return its cache key."""
-    return (node.dev, node.ino, node.size, node.mtime_ns, node.ctime_ns)
+def key(node: Node) -> str:
+    """Given a local file node, return its cache key: any write, rename over, chmod or touch changes it."""
+    return f"local|{node.dev}|{node.ino}|{node.size}|{node.mtime_ns}|{node.ctime_ns}"
 
 
 class CrcCache:
-    """A persistent map from file identity to CRC-32; None path means memory only for this process."""
+    """A persistent map from a file's identity to its CRC-32; path None keeps it in memory only.
 
-    def __init__(self, path: Path | None) -> None:
+    ``key_of`` names a file's identity; each source has its own (see Source.crc_key).
+    """
+
+    def __init__(self, path: Path | None, key_of: Callable[[Node], str] = key) -> None:
+        self.key_of = key_of
         self._lock = threading.Lock()
-        self._memory: dict[tuple[int, ...], int] = {}
+        self._memory: dict[str, int] = {}
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,43 +45,40 @@ class CrcCache:
                                  timeout=10)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS crc (dev INTEGER, ino INTEGER, size INTEGER,"
-                       " mtime_ns INTEGER, ctime_ns INTEGER, crc INTEGER,"
-                       " PRIMARY KEY (dev, ino, size, mtime_ns, ctime_ns)) WITHOUT ROWID")
+            db.execute("CREATE TABLE IF NOT EXISTS crc2 (k TEXT PRIMARY KEY, crc INTEGER)"
+                       " WITHOUT ROWID")
             self._db = db
 
     def get(self, node: Node) -> int | None:
         """Given a file node, return its cached CRC, or None."""
-        k = key(node)
+        k = self.key_of(node)
         with self._lock:
             if k in self._memory:
                 return self._memory[k]
             if self._db is None:
                 return None
-            row = self._db.execute("SELECT crc FROM crc WHERE dev=? AND ino=? AND size=?"
-                                   " AND mtime_ns=? AND ctime_ns=?", k).fetchone()
+            row = self._db.execute("SELECT crc FROM crc2 WHERE k=?", (k,)).fetchone()
         if row is not None:
             self._remember(k, int(row[0]))
         return None if row is None else int(row[0])
 
     def put(self, node: Node, value: int) -> None:
         """Given a file node and its CRC, store it."""
-        k = key(node)
+        k = self.key_of(node)
         self._remember(k, value)
         if self._db is not None:
             with self._lock:
-                self._db.execute("INSERT OR REPLACE INTO crc VALUES (?,?,?,?,?,?)", (*k, value))
+                self._db.execute("INSERT OR REPLACE INTO crc2 VALUES (?,?)", (k, value))
 
     def forget(self, node: Node) -> None:
         """Given a file node whose cached CRC proved wrong, drop it."""
-        k = key(node)
+        k = self.key_of(node)
         with self._lock:
             self._memory.pop(k, None)
             if self._db is not None:
-                self._db.execute("DELETE FROM crc WHERE dev=? AND ino=? AND size=?"
-                                 " AND mtime_ns=? AND ctime_ns=?", k)
+                self._db.execute("DELETE FROM crc2 WHERE k=?", (k,))
 
-    def _remember(self, k: tuple[int, ...], value: int) -> None:
+    def _remember(self, k: str, value: int) -> None:
         # A small in-process layer in front of SQLite; bounded so memory stays flat.
         with self._lock:
             if len(self._memory) >= 100_000:
