@@ -303,12 +303,13 @@ def print_table(title: str, rows: list[Row], refs: list[tuple[str, str]],
     """Given rows, reference keys (key, column title) and targets, print a table; return the verdicts."""
     by_key = {r.key: r for r in rows}
     results: list[bool] = []
-    head = f"{'case':<38}{'MB/s':>7}{'range':>11}{'wire MB/s':>10}{'CPU s/GB':>9}{'(loop)':>7}"
+    width = max(len(r.label) for r in rows) + 2
+    head = f"{'case':<{width}}{'MB/s':>7}{'range':>11}{'wire MB/s':>10}{'CPU s/GB':>9}{'(loop)':>7}"
     head += "".join(f"{name:>15}" for _, name in refs) + f"{'peak RSS MiB':>13}  targets"
     print(f"\n{title}\n{head}\n{'-' * len(head)}")
     for row in rows:
         wire = row.wire_mbps()
-        line = f"{row.label:<38}{row.mbps():>7.0f}{row.spread():>11}"
+        line = f"{row.label:<{width}}{row.mbps():>7.0f}{row.spread():>11}"
         line += f"{wire:>10.0f}" if wire is not None else f"{'-':>10}"
         loop = row.loop_per_gb() if row.ours else None  # zipserve's event loop thread
         line += f"{row.cpu_per_gb():>9.2f}" + (f"{loop:>7.2f}" if loop is not None else f"{'':>7}")
