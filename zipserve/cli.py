@@ -27,6 +27,8 @@ def common_options(f: Any) -> Any:
         click.option("--max-files", type=int, default=200_000, show_default=True),
         click.option("--max-bytes", type=int, default=1 << 40, show_default=True),
         click.option("--max-depth", type=int, default=256, show_default=True),
+        click.option("--max-path-bytes", type=int, default=4096, show_default=True,
+                     help="Longest requested path, in UTF-8 bytes."),
         click.option("--level", type=click.IntRange(1, 9), default=1, show_default=True,
                      help="Default deflate level (1 fast .. 9 small)."),
         click.option("--compress-workers", type=int, default=os.cpu_count() or 1,
@@ -54,13 +56,17 @@ def make_settings(root: str, *, crc_cache: Path | None, no_crc_cache: bool,
         raise click.BadParameter(str(exc)) from None
 
 
-@click.group(context_settings={"auto_envvar_prefix": "ZIPSERVE",
-                               "help_option_names": ["-h", "--help"]})
+# Click would prefix a subcommand's variables with its name (ZIPSERVE_SERVE_MAX_FILES);
+# SPEC.md promises ZIPSERVE_<NAME>, so each command sets the prefix itself.
+ENV = {"auto_envvar_prefix": "ZIPSERVE"}
+
+
+@click.group(context_settings={**ENV, "help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Stream any selection of files as ZIP, tar, tar.gz, tar.zst or gzip."""
 
 
-@main.command()
+@main.command(context_settings=ENV)
 @click.argument("root", default=".", envvar="ZIPSERVE_ROOT")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -71,6 +77,8 @@ def main() -> None:
 @click.option("--max-paths", type=int, default=1000, show_default=True)
 @click.option("--max-body", type=int, default=1 << 20, show_default=True)
 @click.option("--send-timeout", type=float, default=60.0, show_default=True)
+@click.option("--grace", type=int, default=30, show_default=True,
+              help="Seconds a SIGTERM waits for downloads in flight before closing them.")
 @click.option("--max-lifetime", default="7d", show_default=True,
               help="Longest --expires a signed link may have.")
 @common_options
@@ -85,7 +93,7 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="zipserve-metrics-")
     uvicorn.run("zipserve.cli:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info",
-                log_config=log_config(), timeout_graceful_shutdown=30)
+                log_config=log_config(), timeout_graceful_shutdown=settings.grace)
 
 
 def log_config() -> dict[str, Any]:
@@ -111,15 +119,16 @@ def settings_to_json(settings: Settings) -> str:
 def app_from_env() -> Any:
     """Build the app from the settings the parent process left in the environment."""
     from .app import create_app
+    from .streaming import ExposeAbort
 
     raw = json.loads(os.environ[SETTINGS_ENV])
     for key in ("root", "crc_cache"):
         if raw.get(key) is not None:
             raw[key] = Path(raw[key])
-    return create_app(Settings(**raw))
+    return ExposeAbort(create_app(Settings(**raw)))
 
 
-@main.command()
+@main.command(context_settings=ENV)
 @click.argument("root")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", default="zip", show_default=True)
@@ -170,7 +179,7 @@ def _duration(text: str) -> int:
         raise click.BadParameter(str(exc)) from None
 
 
-@main.command()
+@main.command(context_settings=ENV)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--secret", required=True, help="The server's --secret (or ZIPSERVE_SECRET).")
 @click.option("--root", default=".", envvar="ZIPSERVE_ROOT", show_default=True,

@@ -37,6 +37,7 @@ class Settings:
     # Streaming.
     chunk_size: int = 1 * MiB
     send_timeout: float = 60.0
+    grace: int = 30  # seconds SIGTERM waits for streams in flight
     # Compression.
     level: int = 1
     compress_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -62,3 +63,5 @@ def check(settings: Settings) -> None:
                  "max_depth", "compress_workers", "workers", "max_path_bytes"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{name.replace('_', '-')} must be at least 1")
+    if settings.send_timeout <= 0 or settings.grace < 0:
+        raise ValueError("send-timeout must be above 0 and grace at least 0")
