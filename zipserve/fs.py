@@ -8,6 +8,7 @@ swapped for a symlink between the two never leaks a byte from outside.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -49,6 +50,9 @@ class Root:
     def __init__(self, root: Path) -> None:
         self.path = str(root)
         self.real = os.path.realpath(root)
+        # Longest path the kernel takes (with its NUL): deeper names cannot be
+        # opened by path, so a walk refuses them instead of leaving them out.
+        self.path_max = _path_max(self.path)
 
     def _full(self, rel: RelPath) -> str:
         return os.path.join(self.path, *rel)
@@ -61,7 +65,11 @@ class Root:
         """Given a relative path, return its Node; raise NotFound or Forbidden."""
         full = self._full(rel)
         shown = "/".join(rel)
-        if not self.inside(os.path.realpath(full)):
+        try:
+            real = os.path.realpath(full)
+        except OSError as exc:  # a symlink swapped for a folder while resolved: readlink EINVAL
+            raise self._path_error(exc, shown) from None
+        if not self.inside(real):
             raise Forbidden("path leads outside the served folder", path=shown)
         try:
             st = os.stat(full)
@@ -69,10 +77,23 @@ class Root:
             raise NotFound(f"no such file or folder: {shown}", path=shown) from None
         except PermissionError:
             raise Forbidden(f"not readable: {shown}", path=shown) from None
+        except OSError as exc:
+            raise self._path_error(exc, shown) from None
         node = _node(rel, st)
         if node is None:
             raise NotFound(f"not a regular file or folder: {shown}", path=shown)
         return node
+
+    def _path_error(self, exc: OSError, shown: str) -> Exception:
+        """Given an OSError from resolving a path, return the refusal it means (or exc itself)."""
+        if exc.errno == errno.ENAMETOOLONG:
+            return TooLarge(f"path is longer than the system's limit of {self.path_max} bytes",
+                            path=_bounded(shown))
+        if exc.errno == errno.ELOOP:
+            return NotFound(f"symbolic link loop: {_bounded(shown)}", path=shown)
+        if exc.errno == errno.EINVAL:
+            return NotFound(f"changed while being looked up: {_bounded(shown)}", path=shown)
+        return exc
 
     def walk(self, top: Node, budget: Budget) -> Iterator[Node]:
         """Given a Node, yield it and, for a folder, every file and folder below it.
@@ -101,17 +122,36 @@ class Root:
 
     def _children(self, folder: Node, ancestors: frozenset[tuple[int, int]]) -> list[Node]:
         """Given a folder, return its safe children (sorted by name)."""
-        out = []
         try:
-            entries = list(os.scandir(self._full(folder.path)))
+            fd = self._open_folder(folder)
         except OSError as exc:
             log.warning("skipped unreadable folder %s: %s", folder.shown, exc.strerror)
             return []
-        for entry in sorted(entries, key=lambda e: e.name):
-            child = self._child(folder, entry, ancestors)
-            if child is not None:
-                out.append(child)
-        return out
+        try:
+            entries = sorted(os.scandir(fd), key=lambda e: e.name)
+            children = [self._child(folder, entry, ancestors) for entry in entries]
+        finally:
+            os.close(fd)
+        return [child for child in children if child is not None]
+
+    def _open_folder(self, folder: Node) -> int:
+        """Given a walked folder, return an fd open on that very folder; raise NotFound or Forbidden.
+
+        Listed through the fd, not the path: a folder swapped for a symlink
+        after it was checked cannot show what lies outside the root.
+        """
+        fd = os.open(self._full(folder.path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not self._fd_inside(fd):
+                raise Forbidden("path leads outside the served folder", path=folder.shown)
+            if (st.st_dev, st.st_ino) != (folder.dev, folder.ino):
+                raise NotFound(f"folder changed while being read: {folder.shown}",
+                               path=folder.shown)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _child(self, folder: Node, entry: os.DirEntry[str],
                ancestors: frozenset[tuple[int, int]]) -> Node | None:
@@ -123,11 +163,16 @@ class Root:
             log.warning("skipped a name that is not UTF-8 in %s: %r", folder.shown or ".",
                         entry.name.encode("utf-8", "surrogateescape"))
             return None
+        full = os.path.join(self._full(folder.path), entry.name)
+        if len(os.fsencode(full)) >= self.path_max:
+            # Left out, the archive would look whole without it: refuse the selection.
+            raise TooLarge(f"a path in the selection is longer than the system's limit of"
+                           f" {self.path_max} bytes", path=_bounded(shown))
         try:
-            if entry.is_symlink() and not self.inside(os.path.realpath(entry.path)):
+            if entry.is_symlink() and not self.inside(os.path.realpath(full)):
                 log.warning("skipped symlink leading outside the root: %s", shown)
                 return None
-            st = entry.stat()  # follows symlinks that stay inside
+            st = entry.stat()  # relative to the folder's fd; follows symlinks that stay inside
         except OSError as exc:
             log.warning("skipped %s: %s", shown, exc.strerror or exc)
             return None
@@ -194,6 +239,19 @@ class Root:
                 yield data
         finally:
             os.close(fd)
+
+
+def _path_max(path: str) -> int:
+    """Given a folder, return the longest path its filesystem takes, in bytes with the NUL."""
+    try:
+        return os.pathconf(path, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096  # Linux's PATH_MAX
+
+
+def _bounded(shown: str) -> str:
+    """Given a shown path, return it cut to a size an error message can carry."""
+    return shown if len(shown) <= 200 else "..." + shown[-200:]
 
 
 def _same(st: os.stat_result, node: Node) -> bool:
