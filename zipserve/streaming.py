@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import anyio
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import SourceChanged
 
 log = logging.getLogger("zipserve.stream")
 
 _DONE = object()
+ABORT = "zipserve.abort"  # scope["extensions"] key: drop this connection at once
 
 
 @dataclass
@@ -75,7 +76,7 @@ class BodyResponse(Response):
                 return
             body = await anyio.to_thread.run_sync(self.make_body, limiter=self.limiter)
             try:
-                await self._stream(body, receive, send, outcome)
+                await self._stream(body, scope, receive, send, outcome)
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(close, body, limiter=self.limiter)
@@ -83,7 +84,7 @@ class BodyResponse(Response):
             if self.on_done is not None:
                 self.on_done(outcome)
 
-    async def _stream(self, body: Iterator[bytes], receive: Receive, send: Send,
+    async def _stream(self, body: Iterator[bytes], scope: Scope, receive: Receive, send: Send,
                       outcome: Outcome) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
@@ -106,9 +107,40 @@ class BodyResponse(Response):
                 log.error("aborted a transfer after %d bytes: %s", outcome.sent, exc)
             except TimeoutError:
                 outcome.result, outcome.error = "client_gone", "send timed out"
+                abort_connection(scope)
             except OSError as exc:  # uvicorn's ClientDisconnected
                 outcome.result, outcome.error = "client_gone", type(exc).__name__
             tg.cancel_scope.cancel()
+
+
+def abort_connection(scope: Scope) -> None:
+    """Given a request's scope, reset its connection now, when the server allows it.
+
+    A polite close waits for the send buffer to drain, which a client that
+    stopped reading never lets happen: its socket and buffered chunk would stay
+    until it left.
+    """
+    abort = (scope.get("extensions") or {}).get(ABORT)
+    if abort is not None:
+        abort()
+
+
+class ExposeAbort:
+    """Outermost ASGI wrapper: lets a response reset its connection (see abort_connection).
+
+    uvicorn's send is a method of its request cycle, which holds the transport;
+    inner middleware wrap send, so only the outermost app can reach it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if scope["type"] == "http" and callable(getattr(transport, "abort", None)):
+            extensions = {**(scope.get("extensions") or {}), ABORT: transport.abort}  # type: ignore[union-attr]
+            scope = {**scope, "extensions": extensions}
+        await self.app(scope, receive, send)
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
