@@ -64,6 +64,7 @@ class BodyResponse(Response):
         self.limiter = limiter
         self.send_timeout = send_timeout
         self.on_done = on_done
+        self.length = _content_length(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome = Outcome(self.status_code, started=time.monotonic())
@@ -81,6 +82,11 @@ class BodyResponse(Response):
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(close, body, limiter=self.limiter)
         finally:
+            if (outcome.result == "client_gone" and not outcome.error
+                    and outcome.sent == self.length):
+                # The client had every byte of a sized body and hung up before the
+                # final empty send: that download is complete, not gone.
+                outcome.result = "complete"
             if self.on_done is not None:
                 self.on_done(outcome)
 
@@ -111,6 +117,14 @@ class BodyResponse(Response):
             except OSError as exc:  # uvicorn's ClientDisconnected
                 outcome.result, outcome.error = "client_gone", type(exc).__name__
             tg.cancel_scope.cancel()
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    """Given response headers, return the Content-Length they declare, or None."""
+    for key, value in headers.items():
+        if key.lower() == "content-length":
+            return int(value)
+    return None
 
 
 def abort_connection(scope: Scope) -> None:
