@@ -30,7 +30,7 @@ than 9 for no gain, and zlib is never faster at a given ratio, so it stays only 
 With 2 workers deflate_raw runs 1.7-1.9x one thread (level 1: ~530 MB/s, level 6: ~120 MB/s) at
 a ratio within 0.1% of one unbroken stream.  Blocks that do not shrink are stored: zlib-ng
 levels probe samples first (random data then passes at ~1 GB/s, not deflated for nothing at
-~50 MB/s); ISA-L deflates as fast as the probe would and falls back when that grew the block.
+~50 MB/s); so do ISA-L levels, whose probe costs ~5% on text but spares ~70% on random data.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from zlib_ng import zlib_ng
 
 T = TypeVar("T")
 Stream = Generator[bytes, None, None]  # closable, so a dropped download stops its work
+Block = bytes | memoryview  # a block of input: a view into the chunk that held it, or joined
 
 # 256 KiB: measured as fast as 512 KiB and 1 MiB blocks with 2 workers, ratio within 0.1%, at a
 # quarter of the memory; 64-128 KiB lose 10-20% of the speed to per-block overhead.
@@ -126,13 +127,13 @@ class Pool:
         self.close()
 
 
-def _stored(block: bytes, last: bool) -> bytes:
+def _stored(block: Block, last: bool) -> bytes:
     """Given a block, return it as RFC 1951 stored blocks (3.2.4), the final one marked if last.
 
     Every block before this one ended byte-aligned (sync flush or stored), so the 3 header bits
     fill one byte and LEN/NLEN follow at once.
     """
-    parts: list[bytes] = []
+    parts: list[Block] = []
     for start in range(0, max(len(block), 1), _STORED_MAX):
         piece = block[start : start + _STORED_MAX]
         final = last and start + _STORED_MAX >= len(block)
@@ -146,7 +147,7 @@ def _stored_size(length: int) -> int:
     return length + 5 * max(1, -(-length // _STORED_MAX))
 
 
-def shrinks(sample: bytes, *, min_saving: float = 0.05) -> bool:
+def shrinks(sample: Block, *, min_saving: float = 0.05) -> bool:
     """Given the first block of an entry, return whether ISA-L level 1 saves min_saving of it."""
     if not sample:
         return False
@@ -154,7 +155,7 @@ def shrinks(sample: bytes, *, min_saving: float = 0.05) -> bool:
     return len(deflated) <= len(sample) * (1.0 - min_saving)
 
 
-def _worth_deflating(block: bytes) -> bool:
+def _worth_deflating(block: Block) -> bool:
     """Given a block, return whether any of four spread samples shrinks under fast deflate.
 
     Sampling costs a few percent of one ISA-L pass and spares deflating already compressed
@@ -166,14 +167,15 @@ def _worth_deflating(block: bytes) -> bool:
     return any(shrinks(block[i * step : i * step + _SAMPLE]) for i in range(4))
 
 
-def _deflate_block(engine: Engine, block: bytes, zdict: bytes, last: bool) -> bytes:
+def _deflate_block(engine: Engine, block: Block, zdict: Block, last: bool) -> bytes:
     """Given a block and the 32 KiB before it, return its deflate blocks, sync-flushed or final.
 
     Whatever does not shrink comes out stored, so the stream never grows by more than RFC 1951's
     5 bytes per 64 KiB.
     """
-    if engine.name != "isal" and not _worth_deflating(block):
-        # ISA-L runs as fast on random data as the probe would, so only the slower ones probe.
+    if not _worth_deflating(block):
+        # Even ISA-L pays for it: deflating a random block costs ~3.5x its four samples
+        # (bench/bench_compress.py: the mixed tree's random half at level 1).
         return _stored(block, last)
     library = _LIBRARIES[engine.name]
     extra = {"zdict": zdict} if zdict else {}
@@ -192,21 +194,32 @@ def deflate_bytes(data: bytes, *, level: int) -> bytes:
     return _deflate_block(engine_for(level), data, b"", True)
 
 
-def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
+def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[tuple[Block, bool]]:
     """Given chunks of any sizes, return (block, is_last) pairs of exactly `size` bytes.
 
     A full block is held back until one more byte arrives, so the last block is always known
-    as such (and the stream ends with Z_FINISH) whatever the chunk boundaries are.
+    as such (and the stream ends with Z_FINISH) whatever the chunk boundaries are.  A block
+    inside one chunk is a view of it, not a copy; only a block that spans chunks is joined
+    (copying every byte twice cost the reading thread ~1 s of CPU per GB).
     """
-    buffer = bytearray()
+    parts: list[memoryview] = []  # the block being filled
+    have = 0
+    full: Block | None = None  # a whole block, waiting to learn whether it is the last
     for chunk in chunks:
-        buffer += chunk
-        while len(buffer) > size:
-            with memoryview(buffer) as view:
-                block = bytes(view[:size])
-            del buffer[:size]
-            yield block, False
-    yield bytes(buffer), True
+        # bytes never change under a view; anything else is copied once so it cannot.
+        view = memoryview(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        while view:
+            if full is not None:
+                yield full, False
+                full = None
+            take = min(size - have, len(view))
+            parts.append(view[:take])
+            have += take
+            view = view[take:]
+            if have == size:
+                full = parts[0] if len(parts) == 1 else b"".join(parts)
+                parts, have = [], 0
+    yield (full, True) if full is not None else (b"".join(parts), True)
 
 
 def _check_block_size(block_size: int) -> None:
@@ -233,19 +246,19 @@ def deflate_raw(
     return _deflate_pipelined(engine, blocks, pool)
 
 
-def _deflate_inline(engine: Engine, blocks: Iterator[tuple[bytes, bool]]) -> Stream:
+def _deflate_inline(engine: Engine, blocks: Iterator[tuple[Block, bool]]) -> Stream:
     """Given blocks, return their deflate output compressed one after another in this thread."""
-    zdict = b""
+    zdict: Block = b""
     for block, last in blocks:
         yield _deflate_block(engine, block, zdict, last)
         zdict = block[-WINDOW:]
 
 
-def _deflate_pipelined(engine: Engine, blocks: Iterator[tuple[bytes, bool]], pool: Pool) -> Stream:
+def _deflate_pipelined(engine: Engine, blocks: Iterator[tuple[Block, bool]], pool: Pool) -> Stream:
     """Given blocks, return their deflate output in order, compressing up to workers*2 at once."""
     limit = pool.workers * 2
     pending: deque[Future[bytes]] = deque()
-    zdict = b""
+    zdict: Block = b""
     try:
         for block, last in blocks:
             if last and not pending:
