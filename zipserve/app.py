@@ -35,7 +35,7 @@ from .plan import ArchivePlan
 from .selection import parse_path, split_extension
 from .service import Service
 from .settings import Settings
-from .streaming import BodyResponse, Outcome
+from .streaming import BodyResponse, Chunk, Outcome
 
 log = logging.getLogger("zipserve.access")
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
                            max_lifetime=settings.max_expires, on_error=error_response)
     logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
 
-    def respond(status: int, headers: dict[str, str], body: Callable[[], Iterator[bytes]] | None,
+    def respond(status: int, headers: dict[str, str], body: Callable[[], Iterator[Chunk]] | None,
                 on_done: Callable[[Outcome], None] | None = None) -> BodyResponse:
         return BodyResponse(status, headers, body, limiter=limiter,
                             send_timeout=settings.send_timeout, on_done=on_done)
@@ -240,7 +240,7 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
     encoder = request.app.state.service.encoder
     if not plan.sized:
         decision = ranges.Decision(200)
-        body: Callable[[], Iterator[bytes]] = lambda: encoder.body(plan)  # noqa: E731
+        body: Callable[[], Iterator[Chunk]] = lambda: encoder.batches(plan)  # noqa: E731
     else:
         assert plan.total is not None
         v = ranges.Validators(size=plan.total, etag=plan.etag, last_modified=None)
@@ -252,7 +252,7 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
         if decision.status in (304, 412):
             return respond(decision.status, only_validators(headers), None)
         body = ranged_body(decision, plan.total, plan.content_type, plan.etag or "", headers,
-                           lambda a, b: encoder.body(plan, a, b))
+                           lambda a, b: encoder.batches(plan, a, b))
     if request.method != "HEAD" and not metrics.try_start(max_streams):
         raise Busy(f"more than {max_streams} archives in flight; try again shortly")
     started = time.monotonic()
@@ -290,8 +290,8 @@ def serve_file(node: Node, request: Request, respond: Callable[..., BodyResponse
 
 
 def ranged_body(decision: ranges.Decision, size: int, ctype: str, etag: str,
-                headers: dict[str, str], slice_of: Callable[[int, int], Iterator[bytes]]
-                ) -> Callable[[], Iterator[bytes]]:
+                headers: dict[str, str], slice_of: Callable[[int, int], Iterator[Chunk]]
+                ) -> Callable[[], Iterator[Chunk]]:
     """Given a decision, set the length headers and return the body factory (one range or multipart)."""
     if decision.status == 200:
         headers["Content-Length"] = str(size)
@@ -306,7 +306,7 @@ def ranged_body(decision: ranges.Decision, size: int, ctype: str, etag: str,
     headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
     headers["Content-Length"] = str(total)
 
-    def multipart() -> Iterator[bytes]:
+    def multipart() -> Iterator[Chunk]:
         for part in parts:
             if isinstance(part, bytes):
                 yield part

@@ -26,9 +26,14 @@ class Encoder:
     def __init__(self, root: Root, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
         self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
 
+    def batches(self, plan: ArchivePlan, start: int = 0,
+                stop: int | None = None) -> Iterator[list[bytes]]:
+        """Given a plan (and for sized ones a byte span), yield its bytes in batches of about `chunk`."""
+        return batched(self._pieces(plan, start, stop), self.chunk)
+
     def body(self, plan: ArchivePlan, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         """Given a plan (and for sized ones a byte span), yield its bytes in chunks of about `chunk`."""
-        return coalesce(self._pieces(plan, start, stop), self.chunk)
+        return joined(self.batches(plan, start, stop))
 
     def _pieces(self, plan: ArchivePlan, start: int, stop: int | None) -> Iterator[bytes]:
         fmt = plan.options.format
@@ -51,7 +56,8 @@ class Encoder:
     def tar_raw(self, plan: ArchivePlan) -> Iterator[bytes]:
         """Given a tar-family plan, yield the uncompressed tar in large chunks."""
         assert plan.layout is not None
-        return coalesce(self.sized(plan, 0, plan.layout.total), self.chunk)
+        for batch in batched(self.sized(plan, 0, plan.layout.total), self.chunk):
+            yield from batch
 
     def sized(self, plan: ArchivePlan, start: int, stop: int) -> Iterator[bytes]:
         """Given a plan with a layout, yield the bytes in [start, stop)."""
@@ -132,31 +138,52 @@ def zstd_level(level: int) -> int:
     return {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 7, 7: 9, 8: 12, 9: 15}[level]
 
 
-def coalesce(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Given chunks of any sizes, yield them joined into chunks of at least `size` (the last may be smaller).
+BIG = 64 * 1024  # pieces at least this big are sent as they are; smaller ones are joined
 
-    Each chunk costs a thread hop and a send in the HTTP layer, so small
-    headers and small files are gathered; big reads pass through uncopied.
+
+def batched(chunks: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """Given chunks of any sizes, yield lists of them holding at least `size` bytes (the last may hold less).
+
+    Each batch costs one thread hop in the HTTP layer, which sends its parts
+    back to back. Small pieces (headers, small files) are joined; big reads
+    are passed on as they are, never copied again.
     """
-    parts: list[bytes] = []
+    batch: list[bytes] = []
+    small: list[bytes] = []
     held = 0
     try:
         for chunk in chunks:
             if not chunk:
                 continue
-            if not parts and len(chunk) >= size:
-                yield chunk
-                continue
-            parts.append(chunk)
+            if len(chunk) >= BIG:
+                _flush(small, batch)
+                batch.append(chunk)
+            else:
+                small.append(chunk)
             held += len(chunk)
             if held >= size:
-                yield b"".join(parts)
-                parts, held = [], 0
+                _flush(small, batch)
+                yield batch
+                batch, held = [], 0
     except SourceChanged:
         # Send what is held (often the failing entry's header) before the cut:
         # a tar cut right at a file boundary would pass `tar -t` with exit 0.
-        if parts:
-            yield b"".join(parts)
+        _flush(small, batch)
+        if batch:
+            yield batch
         raise
-    if parts:
-        yield b"".join(parts)
+    _flush(small, batch)
+    if batch:
+        yield batch
+
+
+def _flush(small: list[bytes], batch: list[bytes]) -> None:
+    if small:
+        batch.append(b"".join(small))
+        small.clear()
+
+
+def joined(batches: Iterable[list[bytes]]) -> Iterator[bytes]:
+    """Given batches, yield each as one bytes object (for writers that want plain chunks)."""
+    for batch in batches:
+        yield batch[0] if len(batch) == 1 else b"".join(batch)

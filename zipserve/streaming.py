@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import anyio
+import anyio.abc
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,6 +26,8 @@ from .errors import SourceChanged
 log = logging.getLogger("zipserve.stream")
 
 _DONE = object()
+# What a body iterator yields: bytes, or a list of buffers to send back to back.
+Chunk = bytes | list[bytes]
 ABORT = "zipserve.abort"  # scope["extensions"] key: drop this connection at once
 
 
@@ -39,11 +42,11 @@ class Outcome:
     started: float = 0.0
 
 
-def _next(it: Iterator[bytes]) -> object:
+def _next(it: Iterator[Chunk]) -> object:
     return next(it, _DONE)
 
 
-def close(it: Iterator[bytes]) -> None:
+def close(it: Iterator[Chunk]) -> None:
     """Given a body iterator, close it (generators release their files in their finally blocks)."""
     closer = getattr(it, "close", None)
     if closer is not None:
@@ -54,7 +57,7 @@ class BodyResponse(Response):
     """An ASGI response whose body comes from a sync iterator made on demand."""
 
     def __init__(self, status: int, headers: Mapping[str, str],
-                 body: Callable[[], Iterator[bytes]] | None, *, limiter: anyio.CapacityLimiter,
+                 body: Callable[[], Iterator[Chunk]] | None, *, limiter: anyio.CapacityLimiter,
                  send_timeout: float, on_done: Callable[[Outcome], None] | None = None) -> None:
         self.status_code = status
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
@@ -90,20 +93,20 @@ class BodyResponse(Response):
             if self.on_done is not None:
                 self.on_done(outcome)
 
-    async def _stream(self, body: Iterator[bytes], scope: Scope, receive: Receive, send: Send,
+    async def _stream(self, body: Iterator[Chunk], scope: Scope, receive: Receive, send: Send,
                       outcome: Outcome) -> None:
+        # One batch is made in a worker thread while the previous one is sent:
+        # reading (and compressing) overlaps the socket writes on another core.
+        ahead, batches = anyio.create_memory_object_stream[object](max_buffer_size=1)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
+            tg.start_soon(self._produce, body, ahead)
             try:
-                while True:
-                    chunk = await anyio.to_thread.run_sync(_next, body, limiter=self.limiter)
-                    if chunk is _DONE:
-                        break
-                    assert isinstance(chunk, bytes)
-                    with anyio.fail_after(self.send_timeout):
-                        await send({"type": "http.response.body", "body": chunk,
-                                    "more_body": True})
-                    outcome.sent += len(chunk)
+                async with batches:
+                    async for batch in batches:
+                        if isinstance(batch, BaseException):
+                            raise batch
+                        await self._send(batch, send, outcome)
                 await send({"type": "http.response.body", "body": b""})
                 outcome.result = "complete"
             except SourceChanged as exc:
@@ -117,6 +120,28 @@ class BodyResponse(Response):
             except OSError as exc:  # uvicorn's ClientDisconnected
                 outcome.result, outcome.error = "client_gone", type(exc).__name__
             tg.cancel_scope.cancel()
+
+    async def _produce(self, body: Iterator[Chunk],
+                       out: anyio.abc.ObjectSendStream[object]) -> None:
+        """Make batches in worker threads and hand them over, errors included, until the end."""
+        async with out:
+            while True:
+                try:
+                    batch = await anyio.to_thread.run_sync(_next, body, limiter=self.limiter)
+                except Exception as exc:  # SourceChanged, or a bug: the sender decides
+                    await out.send(exc)
+                    return
+                if batch is _DONE:
+                    return
+                await out.send(batch)
+
+    async def _send(self, batch: object, send: Send, outcome: Outcome) -> None:
+        """Send one batch: bytes, or a list of buffers sent back to back without copying them."""
+        parts: list[bytes] = batch if isinstance(batch, list) else [batch]  # type: ignore[list-item]
+        for part in parts:
+            with anyio.fail_after(self.send_timeout):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            outcome.sent += len(part)
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:
