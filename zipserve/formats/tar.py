@@ -7,6 +7,7 @@ only on each entry's name, kind, mode, size and mtime.
 
 from __future__ import annotations
 
+import struct
 import tarfile
 
 from ..node import Entry
@@ -18,6 +19,9 @@ RECORD = tarfile.RECORDSIZE  # 10240: archives end on a record boundary, as tar 
 
 def header(entry: Entry) -> bytes:
     """Given an entry, return its tar header block(s), PAX extended header included."""
+    fields = _fields(entry)
+    if fields is not None:
+        return _ustar(*fields)
     info = tarfile.TarInfo(entry.name)
     info.type = tarfile.DIRTYPE if entry.is_dir else tarfile.REGTYPE
     info.mode = entry.node.mode
@@ -26,6 +30,44 @@ def header(entry: Entry) -> bytes:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def header_size(entry: Entry) -> int:
+    """Given an entry, return the length of its header (one block unless it needs PAX records)."""
+    return BLOCK if _fields(entry) is not None else len(header(entry))
+
+
+def _fields(entry: Entry) -> tuple[bytes, int, int, int, bytes] | None:
+    """Given an entry, return (name, mode, size, mtime, type) when a plain ustar block holds it, else None.
+
+    That is what tarfile itself writes in PAX format when no PAX record is
+    needed (an ASCII name of at most 100 bytes, size and time in 11 octal
+    digits); building it here costs a few microseconds instead of ~40.
+    """
+    name = entry.name + "/" if entry.is_dir else entry.name
+    size = 0 if entry.is_dir else entry.node.size
+    mtime = entry.node.mtime_ns // 1_000_000_000
+    if len(name) > 100 or not name.isascii() or not 0 <= mtime < _OCTAL11 or size >= _OCTAL11:
+        return None
+    kind = tarfile.DIRTYPE if entry.is_dir else tarfile.REGTYPE
+    return name.encode("ascii"), entry.node.mode & 0o7777, size, mtime, kind
+
+
+_OCTAL11 = 8**11
+_USTAR = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
+
+
+def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes:
+    """Given the fields, return one ustar header block with its checksum (POSIX.1-1988 layout)."""
+    def octal(value: int, width: int) -> bytes:
+        return b"%0*o\0" % (width - 1, value)
+    zero = octal(0, 8)
+    fields = [name, octal(mode, 8), zero, zero, octal(size, 12), octal(mtime, 12), b" " * 8,
+              kind, b"", tarfile.POSIX_MAGIC, b"", b"", b"", b"", b""]
+    block = _USTAR.pack(*fields)
+    # The checksum is the byte sum with the checksum field read as spaces.
+    fields[6] = b"%06o\0 " % sum(block)
+    return _USTAR.pack(*fields)
 
 
 def padding(size: int) -> int:
@@ -43,7 +85,7 @@ def layout(entries: list[Entry]) -> Layout:
     out = Layout()
     for i, entry in enumerate(entries):
         out.offsets.append(out.total)
-        out.add("head", len(header(entry)), i)
+        out.add("head", header_size(entry), i)
         if not entry.is_dir:
             out.add("data", entry.node.size, i)
             out.add("pad", padding(entry.node.size), i)
