@@ -185,7 +185,11 @@ class Root:
         return node
 
     def open(self, node: Node) -> int:
-        """Given a planned file Node, return an fd open on that very file; raise SourceChanged.
+        """Given a planned file Node, return an fd open on that very file; raise SourceChanged."""
+        return self._open(node)[0]
+
+    def _open(self, node: Node) -> tuple[int, os.stat_result]:
+        """Given a planned file Node, return an fd open on that very file and its stat.
 
         Opened with O_NONBLOCK so a FIFO swapped in cannot block, then checked:
         the same device and inode as planned, and really inside the root.
@@ -205,7 +209,7 @@ class Root:
         except BaseException:
             os.close(fd)
             raise
-        return fd
+        return fd, st
 
     def _fd_inside(self, fd: int) -> bool:
         """Given an open fd, return whether the kernel says it lies in the root."""
@@ -220,9 +224,9 @@ class Root:
         A file that vanished, shrank, grew or changed since planning raises
         instead of yielding bytes that would not match the archive's headers.
         """
-        fd = self.open(node)
+        fd, st = self._open(node)
         try:
-            if not _same(os.fstat(fd), node):
+            if not _same(st, node):
                 raise SourceChanged(node.shown, "changed since the request was planned")
             pos = start
             while pos < stop:
