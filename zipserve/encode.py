@@ -14,16 +14,16 @@ from .crc import Crcs, crc32
 from .errors import SourceChanged
 from .formats import tar, zip
 from .formats.layout import Piece
-from .fs import Root
 from .node import Entry, Node
 from .plan import ArchivePlan
+from .source import Reader, Source, Span
 from .streamzip import StreamedZip
 
 
 class Encoder:
     """Turns plans into chunks, reading through the root and the CRC cache."""
 
-    def __init__(self, root: Root, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
+    def __init__(self, root: Source, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
         self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
 
     def batches(self, plan: ArchivePlan, start: int = 0,
@@ -64,19 +64,33 @@ class Encoder:
         assert plan.layout is not None
         is_zip = plan.options.format == "zip"
         held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
-        for piece, lo, hi in plan.layout.overlapping(start, stop):
-            if is_zip and piece.kind == "head" and self._small(plan.entries[piece.index]) \
-                    and stop >= piece.start + piece.size + plan.entries[piece.index].node.size:
-                held[piece.index] = b"".join(self.data(plan.entries[piece.index].node, learn=True))
-            if piece.kind == "data":
-                if piece.index in held:
-                    yield held.pop(piece.index)[lo:hi]
-                    continue
-                node = plan.entries[piece.index].node
-                expected = self.crcs.of(node) if is_zip else None
-                yield from self.data(node, lo, hi, expected=expected, learn=True)
-            else:
-                yield self.meta(plan, piece)[lo:hi]
+        reader = self.root.prefetch(data_spans(plan, start, stop))
+        warm = is_zip
+        try:
+            for piece, lo, hi in plan.layout.overlapping(start, stop):
+                if is_zip and piece.kind == "head" and self._small(plan.entries[piece.index]) \
+                        and stop >= piece.start + piece.size + plan.entries[piece.index].node.size:
+                    held[piece.index] = b"".join(self.data(plan.entries[piece.index].node,
+                                                           learn=True, reader=reader))
+                if piece.kind == "data":
+                    if piece.index in held:
+                        yield held.pop(piece.index)[lo:hi]
+                        continue
+                    node = plan.entries[piece.index].node
+                    # Only a whole read can be checked against the header's CRC.
+                    whole = is_zip and lo == 0 and hi == node.size
+                    expected = self.crcs.of(node) if whole else None
+                    yield from self.data(node, lo, hi, expected=expected, learn=True,
+                                         reader=reader)
+                else:
+                    if warm and piece.kind == "cd":
+                        # A resume may start past every header: fetch the CRCs another
+                        # server learned all at once, not one round trip per record.
+                        self.crcs.cache.warm(e.node for e in plan.entries if not e.is_dir)
+                        warm = False
+                    yield self.meta(plan, piece)[lo:hi]
+        finally:
+            reader.close()
 
     def _small(self, entry: Entry) -> bool:
         """Given an entry, return whether it is a file small enough to hold while its header is made."""
@@ -100,17 +114,19 @@ class Encoder:
         return zip.info(entry, crc, offset=plan.layout.offsets[piece.index]).central_record()
 
     def data(self, node: Node, lo: int = 0, hi: int | None = None, *,
-             expected: int | None = None, learn: bool = False) -> Iterator[bytes]:
+             expected: int | None = None, learn: bool = False,
+             reader: Reader | None = None) -> Iterator[bytes]:
         """Given a file and a span of it, yield its bytes.
 
         When the span is the whole file its CRC is computed on the way: checked
         against ``expected`` before the last chunk leaves (a mismatch aborts),
-        and stored in the cache when ``learn`` is set.
+        and stored in the cache when ``learn`` is set. ``reader`` is the body's
+        (see Source.prefetch), else the source itself.
         """
         hi = node.size if hi is None else hi
         whole = lo == 0 and hi == node.size
         value, done = 0, lo
-        for data in self.root.read(node, lo, hi, self.chunk):
+        for data in (reader or self.root).read(node, lo, hi, self.chunk):
             done += len(data)
             if whole:
                 value = crc32(data, value)
@@ -131,6 +147,14 @@ class Encoder:
         """Given a file and an offset, return a lazy reader of the rest (opens nothing when empty)."""
         if lo < node.size:
             yield from self.root.read(node, lo, node.size, self.chunk)
+
+
+def data_spans(plan: ArchivePlan, start: int, stop: int) -> Iterator[Span]:
+    """Given a sized plan and a byte span, yield the file spans its body reads, in order."""
+    assert plan.layout is not None
+    for piece, lo, hi in plan.layout.overlapping(start, stop):
+        if piece.kind == "data":
+            yield plan.entries[piece.index].node, lo, hi
 
 
 def zstd_level(level: int) -> int:
