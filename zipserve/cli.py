@@ -128,9 +128,11 @@ def tune_malloc() -> None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return  # not glibc: nothing to tune
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     libc.mallopt(m_mmap_threshold, 16 << 20)
-    libc.mallopt(m_trim_threshold, 64 << 20)
+    libc.mallopt(m_trim_threshold, 32 << 20)
+    # Few arenas, so what is kept for reuse stays bounded however many threads ran.
+    libc.mallopt(m_arena_max, 2)
 
 
 def app_from_env() -> Any:

@@ -97,7 +97,8 @@ class BodyResponse(Response):
                       outcome: Outcome) -> None:
         # One batch is made in a worker thread while the previous one is sent:
         # reading (and compressing) overlaps the socket writes on another core.
-        ahead, batches = anyio.create_memory_object_stream[object](max_buffer_size=1)
+        # No buffer beyond that hand-over: a stream holds at most two batches.
+        ahead, batches = anyio.create_memory_object_stream[object](max_buffer_size=0)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
             tg.start_soon(self._produce, body, ahead)
