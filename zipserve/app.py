@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         folder, children = await anyio.to_thread.run_sync(service.listing, path)
         return {"path": folder.shown, "entries": [
             {"name": n.path[-1], "kind": n.kind, "size": n.size,
-             "modified": iso_time(n.mtime_ns)} for n in children]}
+             "modified": iso_time(n.mtime_ns) if n.mtime_ns else None} for n in children]}
 
     @app.api_route("/files/{path:path}", methods=["GET", "HEAD"])
     async def get_file(path: str, request: Request) -> BodyResponse:
@@ -273,7 +273,7 @@ def serve_file(node: Node, request: Request, respond: Callable[..., BodyResponse
                service: Service) -> BodyResponse:
     """Given a file node, decide the answer (conditionals, range), then return it."""
     ctype = mimetypes.guess_type(node.path[-1])[0] or "application/octet-stream"
-    etag = file_etag(node.size, node.mtime_ns)
+    etag = file_etag(node.size, node.mtime_ns, node.version)
     seconds = node.mtime_ns // 1_000_000_000
     headers = {"Content-Type": ctype, "Accept-Ranges": "bytes", "ETag": etag,
                "Last-Modified": http_date(seconds)}

@@ -17,7 +17,7 @@ import click
 
 from . import signing
 from .errors import ZipserveError
-from .settings import Settings
+from .settings import Settings, is_s3, root_of
 
 SETTINGS_ENV = "ZIPSERVE__SETTINGS"  # how the parent hands settings to uvicorn's workers
 
@@ -38,6 +38,15 @@ def common_options(f: Any) -> Any:
                      help="CRC cache file (default: ~/.cache/zipserve/crc.sqlite3)."),
         click.option("--no-crc-cache", is_flag=True, help="Keep CRCs in memory only."),
         click.option("--chunk-size", type=int, default=1 << 20, show_default=True),
+        click.option("--s3-endpoint", default=None,
+                     help="S3 endpoint URL for an s3:// ROOT (default: AWS, or $AWS_ENDPOINT_URL)."),
+        click.option("--s3-crc-prefix", default=None,
+                     help="Share CRCs between servers as objects under this prefix of the"
+                          " bucket (e.g. .zipserve-crc/); zipserve must be allowed to write there."),
+        click.option("--s3-part-size", type=int, default=8 << 20, show_default=True,
+                     help="Bytes per ranged GET."),
+        click.option("--s3-read-ahead", type=int, default=4, show_default=True,
+                     help="Ranged GETs in flight per stream."),
     ]):
         f = opt(f)
     return f
@@ -52,7 +61,7 @@ def make_settings(root: str, *, crc_cache: Path | None, no_crc_cache: bool,
     elif crc_cache is not None:
         extra["crc_cache"] = crc_cache
     try:
-        return Settings(root=Path(root), **values, **extra)
+        return Settings(root=root_of(root), **values, **extra)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -88,6 +97,7 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
     import uvicorn
 
     settings = make_settings(root, max_expires=_duration(max_lifetime), **options)
+    check_store(settings)
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; one scrape sums them (see metrics.py).
@@ -95,6 +105,27 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
     uvicorn.run("zipserve.cli:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info",
                 log_config=log_config(), timeout_graceful_shutdown=settings.grace)
+
+
+def check_store(settings: Settings) -> None:
+    """Given settings with an s3:// root, stop now if the store refuses us; warn if it is unreachable.
+
+    An unreachable store may come back: requests meanwhile get a 503.
+    """
+    if not is_s3(settings.root):
+        return
+    from .errors import Unavailable
+    from .s3 import S3Source
+
+    source = S3Source.from_settings(settings)
+    try:
+        source.check()
+    except Unavailable as exc:
+        click.echo(f"warning: {exc.message}", err=True)
+    except ZipserveError as exc:
+        raise click.ClickException(f"{settings.root}: {exc.message}") from None
+    finally:
+        source.close()
 
 
 def log_config() -> dict[str, Any]:
@@ -145,7 +176,7 @@ def app_from_env() -> Any:
     raw = json.loads(os.environ[SETTINGS_ENV])
     for key in ("root", "crc_cache"):
         if raw.get(key) is not None:
-            raw[key] = Path(raw[key])
+            raw[key] = root_of(raw[key]) if key == "root" else Path(raw[key])
     return ExposeAbort(create_app(Settings(**raw)))
 
 
@@ -213,9 +244,10 @@ def _duration(text: str) -> int:
 @click.option("--file", "kind", flag_value="file", help="Sign /files/PATH.")
 @click.option("--page", "kind", flag_value="page", help="Sign the page /browse/PATH.")
 @click.option("--no-pin", is_flag=True, help="Do not pin the archive's snapshot (?etag=).")
+@click.option("--s3-endpoint", default=None, help="S3 endpoint URL for an s3:// --root.")
 def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: str | None,
          name: str | None, expires: str, base_url: str, kind: str | None,
-         no_pin: bool) -> None:
+         no_pin: bool, s3_endpoint: str | None) -> None:
     """Print a signed, expiring URL for PATHS (an archive by default)."""
     lifetime = _duration(expires)
     if kind in ("file", "page"):
@@ -230,7 +262,7 @@ def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: 
     else:
         path, query = archive_url(list(paths), fmt, compression, name)
         if not no_pin:
-            etag = _etag(root, list(paths), fmt, compression, name)
+            etag = _etag(root, list(paths), fmt, compression, name, s3_endpoint)
             if etag is not None:
                 query.append(("etag", etag.strip('"')))
     click.echo(signing.sign_url(secret, path, query, expires=int(time.time()) + lifetime,
@@ -250,11 +282,12 @@ def archive_url(paths: list[str], fmt: str, compression: str | None,
 
 
 def _etag(root: str, paths: list[str], fmt: str, compression: str | None,
-          name: str | None) -> str | None:
+          name: str | None, s3_endpoint: str | None = None) -> str | None:
     """Given a selection, return its current ETag when the archive is sized (else None: nothing to pin)."""
     from .service import Service
 
-    service = Service(make_settings(root, crc_cache=None, no_crc_cache=True))
+    service = Service(make_settings(root, crc_cache=None, no_crc_cache=True,
+                                    s3_endpoint=s3_endpoint))
     try:
         return service.archive(paths, fmt, compression=compression, name=name).etag
     except ZipserveError as exc:

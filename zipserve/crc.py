@@ -1,8 +1,10 @@
 """CRC-32 of files without re-reading them: a persistent cache, and the computation.
 
 Keyed by (device, inode, size, mtime_ns, ctime_ns): any write, rename over,
-chmod or touch changes one of them. SQLite in WAL mode lets every worker
-process of one machine share it.
+chmod or touch changes one of them (an object store's source names its own
+key: bucket, key, ETag, size). SQLite in WAL mode lets every worker process of
+one machine share it; a source's shared store (S3: a prefix in the bucket)
+lets every machine share it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isal import isal_zlib
 
-from .fs import Root
 from .node import Node
+
+if TYPE_CHECKING:
+    from .source import CrcStore, Source
 
 log = logging.getLogger("zipserve.crc")
 
@@ -34,8 +39,9 @@ class CrcCache:
     ``key_of`` names a file's identity; each source has its own (see Source.crc_key).
     """
 
-    def __init__(self, path: Path | None, key_of: Callable[[Node], str] = key) -> None:
-        self.key_of = key_of
+    def __init__(self, path: Path | None, key_of: Callable[[Node], str] = key,
+                 shared: CrcStore | None = None) -> None:
+        self.key_of, self.shared = key_of, shared
         self._lock = threading.Lock()
         self._memory: dict[str, int] = {}
         self._db: sqlite3.Connection | None = None
@@ -55,16 +61,39 @@ class CrcCache:
         with self._lock:
             if k in self._memory:
                 return self._memory[k]
-            if self._db is None:
-                return None
-            row = self._db.execute("SELECT crc FROM crc2 WHERE k=?", (k,)).fetchone()
+            row = None
+            if self._db is not None:
+                row = self._db.execute("SELECT crc FROM crc2 WHERE k=?", (k,)).fetchone()
         if row is not None:
             self._remember(k, int(row[0]))
-        return None if row is None else int(row[0])
+            return int(row[0])
+        value = self.shared.get(k) if self.shared is not None else None
+        if value is not None:
+            self._store(k, value)
+        return value
+
+    def warm(self, nodes: Iterable[Node]) -> None:
+        """Given file nodes whose CRCs are needed next, fetch at once those only the shared store has."""
+        if self.shared is None:
+            return
+        with self._lock:
+            missing = [k for k in map(self.key_of, nodes) if k not in self._memory]
+        if self._db is not None:
+            with self._lock:
+                missing = [k for k in missing if self._db.execute(
+                    "SELECT 1 FROM crc2 WHERE k=?", (k,)).fetchone() is None]
+        for k, value in self.shared.get_many(missing).items():
+            self._store(k, value)
 
     def put(self, node: Node, value: int) -> None:
         """Given a file node and its CRC, store it."""
         k = self.key_of(node)
+        self._store(k, value)
+        if self.shared is not None:
+            self.shared.put(k, value)
+
+    def _store(self, k: str, value: int) -> None:
+        """Given a key and its CRC, keep it in memory and in SQLite (not in the shared store)."""
         self._remember(k, value)
         if self._db is not None:
             with self._lock:
@@ -77,6 +106,8 @@ class CrcCache:
             self._memory.pop(k, None)
             if self._db is not None:
                 self._db.execute("DELETE FROM crc2 WHERE k=?", (k,))
+        if self.shared is not None:
+            self.shared.forget(k)
 
     def _remember(self, k: str, value: int) -> None:
         # A small in-process layer in front of SQLite; bounded so memory stays flat.
@@ -91,9 +122,9 @@ class CrcCache:
 
 
 class Crcs:
-    """CRC-32 of planned files: from the cache, else computed by one read (and logged)."""
+    """CRC-32 of planned files: from the cache, the source's own checksum, else one read (logged)."""
 
-    def __init__(self, root: Root, cache: CrcCache, chunk: int) -> None:
+    def __init__(self, root: Source, cache: CrcCache, chunk: int) -> None:
         self.root, self.cache, self.chunk = root, cache, chunk
         self.computed = 0  # files read only to learn their CRC, for logs and tests
 
@@ -104,6 +135,10 @@ class Crcs:
         cached = self.cache.get(node)
         if cached is not None:
             return cached
+        known = self.root.known_crc(node)
+        if known is not None:
+            self.cache.put(node, known)
+            return known
         value = 0
         for data in self.root.read(node, 0, node.size, self.chunk):
             value = crc32(data, value)

@@ -84,6 +84,27 @@ class Busy(ZipserveError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class BadGateway(ZipserveError):
+    """The object store answered, but not with what zipserve can serve (credentials, bucket, 5xx)."""
+
+    status = 502
+    code = "store_error"
+
+
+class Unavailable(ZipserveError):
+    """The object store could not be reached or asked us to slow down: worth a retry later."""
+
+    status = 503
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class SourceChanged(Exception):
     """A file changed, vanished or became unreadable after the body started.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from email.utils import formatdate
@@ -50,8 +51,15 @@ def _shortened(name: str, limit: int) -> str:
     return name[: limit - len(ext)] + ext
 
 
-def file_etag(size: int, mtime_ns: int) -> str:
-    """Given a file's size and mtime, return its strong ETag (the same on every machine with this copy)."""
+def file_etag(size: int, mtime_ns: int, version: str = "") -> str:
+    """Given a file's size, mtime and store version, return its strong ETag (the same on every machine).
+
+    An object's LastModified has whole seconds only, so its own ETag (``version``)
+    is folded in: a replacement within the same second still changes ours.
+    """
+    if version:
+        digest = hashlib.sha256(version.encode()).hexdigest()[:16]
+        return f'"f-{size:x}-{mtime_ns:x}-{digest}"'
     return f'"f-{size:x}-{mtime_ns:x}"'
 
 

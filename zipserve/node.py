@@ -19,6 +19,9 @@ class Node:
     dev: int
     ino: int
     ctime_ns: int
+    # The object store's ETag of this version ("" on disk): reads send it as If-Match,
+    # and it is part of every ETag built on the node.
+    version: str = ""
 
     @property
     def shown(self) -> str:

@@ -140,8 +140,9 @@ def row_of(node: Node, links: Links) -> Row:
                size=0 if is_dir else node.size,
                size_text="—" if is_dir else human_size(node.size),
                exact_size=f"{node.size:,} bytes" if not is_dir and node.size >= 1000 else "",
-               iso=when.isoformat().replace("+00:00", "Z"),
-               date_text=when.strftime("%Y-%m-%d %H:%M"))
+               # 0: not known (an S3 folder without a marker object has no time of its own).
+               iso=when.isoformat().replace("+00:00", "Z") if node.mtime_ns else "",
+               date_text=when.strftime("%Y-%m-%d %H:%M") if node.mtime_ns else "—")
 
 
 def breadcrumbs(here: RelPath, links: Links) -> list[tuple[str, str | None]]:

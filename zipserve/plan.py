@@ -109,6 +109,8 @@ def etag_of(entries: Iterable[Entry], options: Options) -> str:
                        f"{options.compression}\0{options.level}\0".encode())
     for e in entries:
         n = e.node
-        h.update(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{e.deflate:d}\n"
+        # An object store's version (its ETag) counts too: LastModified has only seconds.
+        version = f"\0{n.version}" if n.version else ""
+        h.update(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{e.deflate:d}{version}\n"
                  .encode("utf-8", "surrogatepass"))
     return f'"zs{LAYOUT_VERSION}-{h.hexdigest()[:32]}"'

@@ -13,7 +13,7 @@ from . import compress, plan
 from .crc import CrcCache, Crcs
 from .encode import Encoder
 from .errors import BadRequest, TooLarge
-from .fs import Budget, Root
+from .fs import Budget
 from .node import Node
 from .selection import (
     download_name,
@@ -22,6 +22,7 @@ from .selection import (
     parse_path,
 )
 from .settings import Settings
+from .source import open_source
 
 
 class Service:
@@ -29,8 +30,9 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.root = Root(settings.root)
-        self.cache = CrcCache(settings.crc_cache)
+        self.root = open_source(settings)  # a local folder or an S3 prefix: nothing below cares
+        self.cache = CrcCache(settings.crc_cache, key_of=self.root.crc_key,
+                              shared=self.root.crc_store)
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
         self.pool = compress.Pool(settings.compress_workers)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
@@ -38,6 +40,7 @@ class Service:
     def close(self) -> None:
         self.pool.close()
         self.cache.close()
+        self.root.close()
 
     def file(self, raw: str) -> Node:
         """Given a requested file path, return its Node; raise the SPEC.md errors."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ def default_crc_cache() -> Path:
 class Settings:
     """Everything the server and `pack` need to know; built by the CLI or by tests."""
 
-    root: Path
+    root: Path | str  # a folder, or "s3://bucket/prefix"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -44,16 +45,24 @@ class Settings:
     # CRC cache: None turns it off.
     crc_cache: Path | None = field(default_factory=default_crc_cache)
     max_expires: int = 7 * 24 * 3600
+    # S3 roots: endpoint (None: AWS or $AWS_ENDPOINT_URL), the shared CRC prefix in the
+    # served bucket (None: off), ranged-GET size and how many are in flight per stream.
+    s3_endpoint: str | None = None
+    s3_crc_prefix: str | None = None
+    s3_part_size: int = 8 * MiB
+    s3_read_ahead: int = 4
 
     def __post_init__(self) -> None:
-        root = Path(self.root).resolve()
+        root = self.root if is_s3(self.root) else Path(self.root).resolve()
         object.__setattr__(self, "root", root)
         check(self)
 
 
 def check(settings: Settings) -> None:
     """Given settings, raise ValueError naming the first one that cannot work."""
-    if not settings.root.is_dir():
+    if is_s3(settings.root):
+        check_s3(settings)
+    elif not Path(settings.root).is_dir():
         raise ValueError(f"root {settings.root} is not a folder")
     if not 1 <= settings.level <= 9:
         raise ValueError("level must be 1..9")
@@ -65,3 +74,27 @@ def check(settings: Settings) -> None:
             raise ValueError(f"{name.replace('_', '-')} must be at least 1")
     if settings.send_timeout <= 0 or settings.grace < 0:
         raise ValueError("send-timeout must be above 0 and grace at least 0")
+
+
+def is_s3(root: object) -> bool:
+    """Given a root setting, return whether it names an S3 prefix (s3://bucket/prefix)."""
+    return str(root).startswith("s3://")
+
+
+def root_of(text: str) -> Path | str:
+    """Given a root as typed, return it as Settings takes it: s3:// URLs stay text."""
+    return text if is_s3(text) else Path(text)
+
+
+def check_s3(settings: Settings) -> None:
+    """Given settings with an s3:// root, raise ValueError naming what cannot work."""
+    from .s3 import parse_root
+
+    parse_root(str(settings.root))
+    if importlib.util.find_spec("boto3") is None:
+        raise ValueError("an s3:// root needs boto3: pip install 'zipserve[s3]'")
+    if settings.s3_part_size < 64 * 1024 or settings.s3_read_ahead < 1:
+        raise ValueError("s3-part-size must be at least 65536 and s3-read-ahead at least 1")
+    prefix = settings.s3_crc_prefix
+    if prefix is not None and (not prefix.endswith("/") or prefix.startswith("/")):
+        raise ValueError("s3-crc-prefix is a key prefix in the served bucket, like .zipserve-crc/")

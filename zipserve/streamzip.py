@@ -22,6 +22,7 @@ from .errors import SourceChanged
 from .formats import zip
 from .node import Entry
 from .selection import Options
+from .source import Direct, Reader, Span
 
 if TYPE_CHECKING:
     from .encode import Encoder
@@ -53,16 +54,22 @@ class StreamedZip:
         self.enc, self.entries, self.options = encoder, entries, options
         self.auto = options.compression == "auto"
         self.window = 2 * encoder.pool.workers + 2
+        self.reader: Reader = Direct(encoder.root)
 
     def __iter__(self) -> Iterator[bytes]:
         records: list[bytes] = []
         pos = 0
-        for entry, small in self._read_ahead():
-            for chunk, record in self._entry(entry, small, pos):
-                if record is not None:
-                    records.append(record)
-                pos += len(chunk)
-                yield chunk
+        # Small files are read whole: an object store fetches them a window ahead.
+        self.reader = self.enc.root.prefetch(self._whole_reads())
+        try:
+            for entry, small in self._read_ahead():
+                for chunk, record in self._entry(entry, small, pos):
+                    if record is not None:
+                        records.append(record)
+                    pos += len(chunk)
+                    yield chunk
+        finally:
+            self.reader.close()
         cd = b"".join(records)
         yield cd
         yield zip.end_records(len(records), pos, len(cd))
@@ -82,10 +89,17 @@ class StreamedZip:
                 if future is not None:
                     future.cancel()
 
+    def _whole_reads(self) -> Iterator[Span]:
+        """Yield the files read whole in one go (by _submit and _stored), in entry order."""
+        for entry in self.entries:
+            size = entry.node.size
+            if size and (size <= compress.DEFAULT_BLOCK if entry.deflate else size <= self.enc.chunk):
+                yield entry.node, 0, size
+
     def _submit(self, entry: Entry) -> Future[Small] | None:
         if not entry.deflate or not 0 < entry.node.size <= compress.DEFAULT_BLOCK:
             return None
-        data = b"".join(self.enc.root.read(entry.node, 0, entry.node.size, entry.node.size))
+        data = b"".join(self.reader.read(entry.node, 0, entry.node.size, entry.node.size))
         return self.enc.pool.submit(prepare_small, data, self.options.level, self.auto)
 
     def _entry(self, entry: Entry, small: Future[Small] | None,
@@ -114,7 +128,7 @@ class StreamedZip:
             chunks: Iterator[bytes] = iter(())
             crc = 0
         elif node.size <= self.enc.chunk:  # read once, for both its CRC and its bytes
-            data = b"".join(self.enc.data(node, learn=True))
+            data = b"".join(self.enc.data(node, learn=True, reader=self.reader))
             chunks, crc = iter([data]), crc32(data)
         else:
             crc = self.enc.crcs.of(node)

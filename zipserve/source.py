@@ -1,0 +1,174 @@
+"""Where served files come from: one interface, two implementations (a local folder, an S3 prefix).
+
+Selection, plan, formats, ranges and the HTTP layer see only `Source`: stat a
+path, walk a folder, list one level, read a byte span, name a file's identity
+for the CRC cache. `open_source` picks the implementation from the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Protocol
+
+from . import crc
+from .fs import Budget, Root
+from .node import Node, RelPath
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+Span = tuple[Node, int, int]  # a file and a half-open byte span of it
+
+
+class Reader(Protocol):
+    """Reads spans of files for one response body; see Source.prefetch."""
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class CrcStore(Protocol):
+    """CRCs shared by every machine that serves the same files (keys as Source.crc_key names them)."""
+
+    def get(self, key: str) -> int | None: ...
+
+    def get_many(self, keys: list[str]) -> dict[str, int]: ...
+
+    def put(self, key: str, value: int) -> None: ...
+
+    def forget(self, key: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """The files being served, under their own root: every path given is relative and parsed."""
+
+    @property
+    def crc_store(self) -> CrcStore | None:
+        """Return the fleet-wide CRC store, when the source has one."""
+        ...
+
+    def stat(self, rel: RelPath) -> Node:
+        """Given a relative path, return its Node; raise NotFound, Forbidden or a store error."""
+        ...
+
+    def walk(self, top: Node, budget: Budget) -> Iterator[Node]:
+        """Given a Node, yield it and, for a folder, every file and folder below it (budget counts them)."""
+        ...
+
+    def children(self, folder: Node) -> list[Node]:
+        """Given a folder Node, return its entries one level down."""
+        ...
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        """Given a planned file and a byte span, yield its bytes; raise SourceChanged."""
+        ...
+
+    def prefetch(self, spans: Iterable[Span]) -> Reader:
+        """Given the spans a body will read, in order, return the Reader it should read them with."""
+        ...
+
+    def crc_key(self, node: Node) -> str:
+        """Given a file node, return its CRC cache key: it changes whenever the content may have."""
+        ...
+
+    def known_crc(self, node: Node) -> int | None:
+        """Given a file node, return a CRC-32 the source already holds for it, or None."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Local(Root):
+    """A local folder as a Source (fs.Root plus the few things an object store needs)."""
+
+    crc_store: CrcStore | None = None
+
+    def prefetch(self, spans: Iterable[Span]) -> Reader:
+        return Direct(self)  # the kernel reads ahead on disk; nothing to gain here
+
+    def crc_key(self, node: Node) -> str:
+        return crc.key(node)
+
+    def known_crc(self, node: Node) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class Direct:
+    """A Reader that reads every span when asked, straight from its source."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        return self.source.read(node, start, stop, chunk)
+
+    def close(self) -> None:
+        pass
+
+
+def span_key(node: Node, start: int, stop: int) -> tuple[RelPath, str, int, int, int]:
+    return node.path, node.version, node.size, start, stop
+
+
+class Ahead:
+    """A Reader that fetches the small spans a body will read, a bounded window ahead of it.
+
+    Each object read costs a round trip to the store; many small files read one
+    after the other would spend most of their time waiting. Spans are fetched
+    whole on the pool, at most `max_spans` and about `max_bytes` at a time (so
+    memory stays flat), and handed out when the body asks for that very span;
+    any other read (a big file, a span out of turn) goes straight to the source.
+    A fetch that failed raises when its span is read, not before.
+    """
+
+    def __init__(self, source: Source, spans: Iterable[Span], fetch: Callable[..., list[bytes]],
+                 pool: Executor, *, largest: int, max_spans: int, max_bytes: int) -> None:
+        self.source, self.fetch, self.pool = source, fetch, pool
+        self.max_spans, self.max_bytes = max_spans, max_bytes
+        self._todo: Iterator[Span] = (s for s in spans if 0 < s[2] - s[1] <= largest)
+        self._queued: dict[tuple[RelPath, str, int, int, int], tuple[int, Future[list[bytes]]]] = {}
+        self._bytes = 0
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._queued) < self.max_spans and self._bytes < self.max_bytes:
+            span = next(self._todo, None)
+            if span is None:
+                return
+            key = span_key(*span)
+            if key not in self._queued:
+                size = span[2] - span[1]
+                self._queued[key] = (size, self.pool.submit(self.fetch, *span))
+                self._bytes += size
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        queued = self._queued.pop(span_key(node, start, stop), None)
+        if queued is None:
+            return self.source.read(node, start, stop, chunk)
+        self._bytes -= queued[0]
+        self._fill()
+        return iter(queued[1].result())
+
+    def close(self) -> None:
+        for _, future in self._queued.values():
+            future.cancel()
+        self._queued.clear()
+        self._todo = iter(())
+
+
+def open_source(settings: Settings) -> Source:
+    """Given settings, return the source their root names (a local folder or an S3 prefix)."""
+    from .settings import is_s3
+
+    if is_s3(settings.root):
+        from .s3 import S3Source
+
+        return S3Source.from_settings(settings)
+    return Local(settings.root)  # type: ignore[arg-type]  # a Path once settings checked it
