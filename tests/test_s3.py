@@ -670,10 +670,24 @@ def test_without_a_store_checksum_the_crc_is_computed_by_one_read(
         s3: Any, services: Callable[..., Service]) -> None:
     bucket = new_bucket(s3)
     s3.put_object(Bucket=bucket, Key="big.bin", Body=os.urandom(2 * MiB))  # Ceph 16 keeps no CRC
-    svc = services(f"s3://{bucket}")
+    svc = services(f"s3://{bucket}", s3_part_size=MiB)  # bigger than a part: not held whole
+    requests = Requests(svc.root.client)
     with zipfile.ZipFile(BytesIO(body(svc, ["."], "zip", compression="store"))) as zf:
         assert zf.testzip() is None
     assert svc.crcs.computed == 1
+    assert requests.of("HeadObject")[-1]["ChecksumMode"] == "ENABLED"  # asked, none given
+
+
+def test_stored_zip_reads_each_file_up_to_a_part_once_with_cold_crcs(
+        s3: Any, services: Callable[..., Service]) -> None:
+    bucket = new_bucket(s3)
+    objects = {f"f{i}.bin": os.urandom(MiB + 1000 * i) for i in range(5)}  # over one chunk
+    put_all(s3, bucket, objects)
+    svc = services(f"s3://{bucket}", s3_part_size=2 * MiB)
+    requests = Requests(svc.root.client)
+    with zipfile.ZipFile(BytesIO(body(svc, ["."], "zip", compression="store"))) as zf:
+        assert {n: zf.read(n) for n in zf.namelist()} == objects
+    assert sorted(g["Key"] for g in requests.of("GetObject")) == sorted(objects)
 
 
 @pytest.fixture
@@ -739,7 +753,8 @@ def test_a_wrong_shared_crc_aborts_before_the_files_last_byte(
     node = a.file("v/0.bin")
     a.cache.put(node, 0x12345678)  # a lie every machine now shares
     a.root.crc_store.flush()  # type: ignore[union-attr]
-    b = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX)
+    # Bigger than a part, the file is not held whole: its header takes the shared CRC.
+    b = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX, s3_part_size=MiB)
     with pytest.raises(SourceChanged, match="differs from its CRC"):
         body(b, ["v/0.bin"], "zip", compression="store")
 

@@ -25,6 +25,8 @@ class Encoder:
 
     def __init__(self, root: Source, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
         self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
+        # Files up to this size are read once, for both their CRC and their bytes.
+        self.hold = max(chunk, root.whole_read)
 
     def batches(self, plan: ArchivePlan, start: int = 0,
                 stop: int | None = None) -> Iterator[list[bytes]]:
@@ -94,7 +96,7 @@ class Encoder:
 
     def _small(self, entry: Entry) -> bool:
         """Given an entry, return whether it is a file small enough to hold while its header is made."""
-        return not entry.is_dir and 0 < entry.node.size <= self.chunk
+        return not entry.is_dir and 0 < entry.node.size <= self.hold
 
     def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
         """Given a metadata piece of a sized plan, return its bytes."""

@@ -227,6 +227,7 @@ class S3Source:
                  ahead: int = 4, crc_prefix: str | None = None, endpoint: str | None = None) -> None:
         self.bucket, self.prefix, self.client = bucket, prefix, client
         self.part, self.ahead, self.endpoint = part, ahead, endpoint
+        self.whole_read = part  # one GET each: holding one costs no more than reading ahead
         self.pool = ThreadPoolExecutor(max_workers=8 * ahead, thread_name_prefix="zipserve-s3")
         self.crc_prefix = crc_prefix
         self.crc_store = S3CrcStore(client, bucket, crc_prefix) if crc_prefix else None

@@ -51,6 +51,11 @@ class Source(Protocol):
         """Return the fleet-wide CRC store, when the source has one."""
         ...
 
+    @property
+    def whole_read(self) -> int:
+        """Return the size up to which a file is fetched whole anyway (so may be held to learn its CRC)."""
+        ...
+
     def stat(self, rel: RelPath) -> Node:
         """Given a relative path, return its Node; raise NotFound, Forbidden or a store error."""
         ...
@@ -86,6 +91,7 @@ class Local(Root):
     """A local folder as a Source (fs.Root plus the few things an object store needs)."""
 
     crc_store: CrcStore | None = None
+    whole_read = 0  # the page cache makes a second read cheap: hold no more than a chunk
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
         return Direct(self)  # the kernel reads ahead on disk; nothing to gain here

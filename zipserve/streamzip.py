@@ -93,7 +93,7 @@ class StreamedZip:
         """Yield the files read whole in one go (by _submit and _stored), in entry order."""
         for entry in self.entries:
             size = entry.node.size
-            if size and (size <= compress.DEFAULT_BLOCK if entry.deflate else size <= self.enc.chunk):
+            if size and (size <= compress.DEFAULT_BLOCK if entry.deflate else size <= self.enc.hold):
                 yield entry.node, 0, size
 
     def _submit(self, entry: Entry) -> Future[Small] | None:
@@ -127,7 +127,7 @@ class StreamedZip:
         if entry.is_dir or node.size == 0:
             chunks: Iterator[bytes] = iter(())
             crc = 0
-        elif node.size <= self.enc.chunk:  # read once, for both its CRC and its bytes
+        elif node.size <= self.enc.hold:  # read once, for both its CRC and its bytes
             data = b"".join(self.enc.data(node, learn=True, reader=self.reader))
             chunks, crc = iter([data]), crc32(data)
         else:
