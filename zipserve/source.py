@@ -131,20 +131,23 @@ class Ahead:
     whole on the pool, at most `max_spans` and about `max_bytes` at a time (so
     memory stays flat), and handed out when the body asks for that very span;
     any other read (a big file, a span out of turn) goes straight to the source.
-    A fetch that failed raises when its span is read, not before.
+    A fetch that failed raises when its span is read, not before. The window
+    starts at two spans and doubles as spans are taken, so the first byte does
+    not wait behind a whole window of fetches sharing the bandwidth.
     """
 
     def __init__(self, source: Source, spans: Iterable[Span], fetch: Callable[..., list[bytes]],
                  pool: Executor, *, largest: int, max_spans: int, max_bytes: int) -> None:
         self.source, self.fetch, self.pool = source, fetch, pool
         self.max_spans, self.max_bytes = max_spans, max_bytes
+        self._window = min(2, max_spans)
         self._todo: Iterator[Span] = (s for s in spans if 0 < s[2] - s[1] <= largest)
         self._queued: dict[tuple[RelPath, str, int, int, int], tuple[int, Future[list[bytes]]]] = {}
         self._bytes = 0
         self._fill()
 
     def _fill(self) -> None:
-        while len(self._queued) < self.max_spans and self._bytes < self.max_bytes:
+        while len(self._queued) < self._window and self._bytes < self.max_bytes:
             span = next(self._todo, None)
             if span is None:
                 return
@@ -159,6 +162,7 @@ class Ahead:
         if queued is None:
             return self.source.read(node, start, stop, chunk)
         self._bytes -= queued[0]
+        self._window = min(self.max_spans, 2 * self._window)
         self._fill()
         return iter(queued[1].result())
 
