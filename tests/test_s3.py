@@ -615,6 +615,28 @@ def serve_exit(served: str, env: dict[str, str], *args: str) -> subprocess.Compl
                           env={**os.environ, **env}, check=False)
 
 
+def test_credentials_come_from_the_aws_config_files(s3: Any, ceph_rgw: CephRgw,  # noqa: F811
+                                                     server_factory: Callable[..., Server],
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"from a profile")
+    (tmp_path / "credentials").write_text(
+        f"[zs]\naws_access_key_id = {ceph_rgw.access_key}\n"
+        f"aws_secret_access_key = {ceph_rgw.secret_key}\n")
+    (tmp_path / "config").write_text(
+        f"[profile zs]\nregion = us-east-1\nendpoint_url = {ceph_rgw.endpoint}\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
+                 "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    server = server_factory(f"s3://{bucket}", env={
+        "AWS_PROFILE": "zs", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "config")})
+    r = httpx.get(server.url + "/files/hello.txt", timeout=TIMEOUT)
+    assert r.status_code == 200
+    assert r.content == b"from a profile"
+
+
 @pytest.mark.parametrize(("case", "message"), [
     ("no bucket", "the served bucket does not exist"),
     ("wrong secret", "refused zipserve's credentials (SignatureDoesNotMatch)"),

@@ -22,19 +22,22 @@ same range and If-Match, which yields the same bytes or a 412, never another
 version's. Anything else after the headers raises SourceChanged, so the
 connection is cut.
 
-Why boto3 in worker threads (bench/bench_s3_clients.py, Ceph RGW 16 on
-127.0.0.1, 2 shared cores): one 256 MiB object read as one stream ran at 496
-MB/s and 0.38 CPU s/GB with boto3, 382 MB/s with urllib3 on a presigned URL,
-421 MB/s and 0.62 CPU s/GB with obstore 0.12 (Rust object_store); on 16 KiB
-objects every client was bound by the store's ~45 ms per GET (21 GETs/s on one
-thread; 270 with 16 threads for boto3, ~340 for urllib3 and obstore). boto3
-costs the most CPU per request (~3 ms against obstore's 0.7), which matters
-only for tiny objects, where the store's latency dominates and the read-ahead
-window hides it. It brings the whole AWS credential chain (environment,
-config files, SSO, instance roles), the standard retry mode and every S3
-field (If-Match, ChecksumMode, ChecksumType) from the reference client, and its
-sync calls fit our encoders, which are sync iterators running in worker
-threads; an async client would need a loop bridge in every read.
+Why boto3 in worker threads (bench/bench_s3_clients.py: Ceph RGW 16 on
+127.0.0.1, 2 cores shared with other jobs, best of 3). One 256 MiB object:
+boto3 598 MB/s in one stream (0.31 CPU s/GB), 633 MB/s as 8 MiB ranged GETs 4
+in flight; urllib3 on a presigned URL 696 MB/s; obstore 0.12 (Rust
+object_store) 721 MB/s (0.41 CPU s/GB). 128 objects of 1 MiB on 16 threads:
+boto3 507 MB/s, urllib3 619, obstore 643. 16 KiB objects: every client waits
+~45 ms per GET on this store (21-22 GETs/s on one thread), 282-368 GETs/s on 16.
+So the store, not the client, sets the pace once requests overlap; what boto3
+costs is CPU per request: ~3 ms (1.7 CPU s/GB at 1 MiB objects) against
+obstore's ~0.7 ms, which counts only for small objects. For that, boto3 brings
+the whole AWS credential chain (environment, config files and profiles, SSO,
+instance roles), the standard retry mode, and every S3 field we use (If-Match,
+ChecksumMode, ChecksumType, ListObjectsV2 paging) from the reference client,
+and its sync calls fit our encoders, which are sync iterators in worker
+threads (an async client would need a loop bridge in every read). Requests
+overlap through the read-ahead above, so the per-request latency is hidden.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -136,22 +138,28 @@ def seconds_ns(when: datetime) -> int:
 
 
 def make_client(endpoint: str | None, pool: int) -> Any:
-    """Given an endpoint (None: AWS or $AWS_ENDPOINT_URL), return a boto3 client (usual credentials)."""
+    """Given an endpoint (None: AWS, or one the environment or profile names), return a boto3 client."""
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
     session = boto3.session.Session()
-    custom = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    config = Config(
-        # Standard mode retries throttling, 5xx and connection errors with backoff,
-        # before a response is handed to us: nothing has been sent to our client yet.
-        retries={"mode": "standard", "max_attempts": 4},
-        connect_timeout=5, read_timeout=30, max_pool_connections=pool,
+
+    def client(style: str) -> Any:
+        config = Config(
+            # Standard mode retries throttling, 5xx and connection errors with backoff,
+            # before a response is handed to us: nothing has been sent to our client yet.
+            retries={"mode": "standard", "max_attempts": 4},
+            connect_timeout=5, read_timeout=30, max_pool_connections=pool,
+            s3={"addressing_style": style})
+        return session.client("s3", endpoint_url=endpoint or None, config=config,
+                              region_name=session.region_name or "us-east-1")
+
+    made = client("auto")
+    if "amazonaws.com" not in made.meta.endpoint_url:
         # A store of our own (Ceph, MinIO) is rarely set up for bucket-name hosts.
-        s3={"addressing_style": "path" if custom else "auto"},
-    )
-    return session.client("s3", endpoint_url=endpoint or None,
-                           region_name=session.region_name or "us-east-1", config=config)
+        made.close()
+        made = client("path")
+    return made
 
 
 def is_missing(exc: Exception) -> bool:
@@ -524,7 +532,8 @@ class S3CrcStore:
 
     def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self.client, self.bucket, self.prefix = client, bucket, prefix
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zipserve-crc")
+        # Tiny objects: their GETs are all latency, so many run at once (a resume warms every CRC).
+        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="zipserve-crc")
         self._room = threading.BoundedSemaphore(self.PENDING)
         self._warned: set[str] = set()
 
