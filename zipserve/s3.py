@@ -31,7 +31,13 @@ boto3 507 MB/s, urllib3 619, obstore 643. 16 KiB objects: every client waits
 ~45 ms per GET on this store (21-22 GETs/s on one thread), 282-368 GETs/s on 16.
 So the store, not the client, sets the pace once requests overlap; what boto3
 costs is CPU per request: ~3 ms (1.7 CPU s/GB at 1 MiB objects) against
-obstore's ~0.7 ms, which counts only for small objects. For that, boto3 brings
+obstore's ~0.7 ms and a presigned URL's 0.3 ms plus urllib3's ~0.7. That is
+most of what serving from S3 adds: a tar of 1 MiB files costs the server ~4.5
+CPU s/GB from S3 against ~1 from disk (bench/bench_s3.py), so a server short
+of CPU streams ~1 MiB files at a few hundred MB/s per core; big files barely
+notice. Signing our own GETs for urllib3 would halve that, at the price of
+redoing what botocore gets right (proxies, CA bundles, retries, error codes).
+Against that, boto3 brings
 the whole AWS credential chain (environment, config files and profiles, SSO,
 instance roles), the standard retry mode, and every S3 field we use (If-Match,
 ChecksumMode, ChecksumType, ListObjectsV2 paging) from the reference client,
