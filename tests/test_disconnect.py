@@ -10,17 +10,18 @@ soon as the client is gone (Starlette's StreamingResponse would keep going).
 from __future__ import annotations
 
 import os
-import re
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import Server, start_server, stop
+
+from tests.helpers import metrics, wait_until
 
 MiB = 1 << 20
 
@@ -103,24 +104,8 @@ def drop(sock: socket.socket, reset: bool) -> None:
     sock.close()
 
 
-def metrics(server: Server) -> dict[str, float]:
-    text = httpx.get(server.url + "/metrics", timeout=10).text
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r'^(zipserve_\w+)(?:\{outcome="(\w+)"\})? (\S+)$', line)
-        if m:
-            out[m[1] + (":" + m[2] if m[2] else "")] = float(m[3])
-    return out
 
 
-def wait_until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """Poll check (bounded in time) until it holds; return whether it did."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def rchar(server: Server) -> int:
@@ -172,9 +157,9 @@ class Burst:
 def burst(site: Site) -> Burst:
     server = site.server
     warm_up(server)
-    assert wait_until(lambda: metrics(server)["zipserve_streams_in_flight"] == 0)
+    assert wait_until(lambda: metrics(server.url)["zipserve_streams_in_flight"] == 0)
     fds_before = server.open_fds()
-    before = metrics(server)
+    before = metrics(server.url)
     plan = [(name, target, counted) for _ in range(ROUNDS) for name, target, counted in DOWNLOADS]
     heads: list[bytes] = []
     for i in range(0, len(plan), BATCH):
@@ -187,10 +172,10 @@ def burst(site: Site) -> Burst:
     archives = sum(1 for _n, _t, counted in plan if counted)
 
     def settled() -> bool:
-        return (metrics(server)["zipserve_streams_in_flight"] == 0
+        return (metrics(server.url)["zipserve_streams_in_flight"] == 0
                 and server.open_fds() <= fds_before)
     wait_until(settled)
-    return Burst(len(plan), archives, fds_before, server.open_fds(), before, metrics(server),
+    return Burst(len(plan), archives, fds_before, server.open_fds(), before, metrics(server.url),
                  heads)
 
 
@@ -246,7 +231,7 @@ def test_server_stops_reading_when_the_client_leaves(site: Site, target: str) ->
         at_drop = settled_rchar(server)
     finally:
         drop(sock, reset=True)
-    wait_until(lambda: metrics(server)["zipserve_streams_in_flight"] == 0)
+    wait_until(lambda: metrics(server.url)["zipserve_streams_in_flight"] == 0)
     time.sleep(0.5)  # room for a body that was not closed to go on reading
     read_after = rchar(server) - at_drop
     print(f"\ndisconnect {target}: read after the client left: {read_after} bytes")

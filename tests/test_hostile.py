@@ -33,7 +33,6 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import zstandard
 from conftest import Server, start_server, stop
 from starlette.testclient import TestClient
 
+from tests.helpers import metrics, wait_until
 from zipserve.errors import Forbidden, SourceChanged
 from zipserve.fs import Budget, Root
 
@@ -53,23 +53,8 @@ STALLED = 16
 
 # --- helpers ------------------------------------------------------------------------
 
-def metrics(url: str) -> dict[str, float]:
-    out = {}
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
-        m = re.match(r'^(zipserve_\w+)(?:\{outcome="(\w+)"\})? (\S+)$', line)
-        if m:
-            out[m[1] + (":" + m[2] if m[2] else "")] = float(m[3])
-    return out
 
 
-def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll check (bounded in time) until it holds; return whether it did."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def rss_mib(pid: int) -> float:

@@ -19,9 +19,8 @@ import socket
 import struct
 import tarfile
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import Server, build_tree, start_server, stop
 
+from tests.helpers import metrics, wait_until
 from zipserve.cli import main
 
 MiB = 1 << 20
@@ -52,23 +52,8 @@ def error_of(resp: httpx.Response) -> dict[str, str]:
     return body["error"]
 
 
-def metrics(url: str) -> dict[str, float]:
-    out = {}
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
-        m = re.match(r'^(zipserve_\w+)(?:\{outcome="(\w+)"\})? (\S+)$', line)
-        if m:
-            out[m[1] + (":" + m[2] if m[2] else "")] = float(m[3])
-    return out
 
 
-def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll check (bounded in time) until it holds; return whether it did."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def stalled_download(port: int, target: str) -> socket.socket:

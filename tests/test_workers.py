@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
 
-
-def scrape(url: str) -> dict[str, float]:
-    out = {}
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
-        m = re.match(r'^(zipserve_\w+?)(?:\{outcome="(\w+)"\})? (\S+)$', line)
-        if m:
-            out[m[1] + (":" + m[2] if m[2] else "")] = float(m[3])
-    return out
+from tests.helpers import metrics
 
 
 def worker_pids(server) -> set[int]:
@@ -43,9 +35,9 @@ def test_every_worker_gives_the_same_bytes_and_ranges(tree, server_factory):
 
 def test_one_scrape_sums_every_worker(tree, server_factory):
     srv = server_factory(tree, "--workers", "2")
-    before = scrape(srv.url).get("zipserve_archives_total:complete", 0)
+    before = metrics(srv.url).get("zipserve_archives_total:complete", 0)
     for _ in range(20):
         assert httpx.get(srv.url + "/archive/docs.tar").status_code == 200
     for _ in range(5):  # whichever worker answers the scrape sees all 20
-        assert scrape(srv.url)["zipserve_archives_total:complete"] - before == 20
-    assert scrape(srv.url)["zipserve_streams_in_flight"] == 0
+        assert metrics(srv.url)["zipserve_archives_total:complete"] - before == 20
+    assert metrics(srv.url)["zipserve_streams_in_flight"] == 0
