@@ -14,11 +14,13 @@ the fault must catch lies well beyond that point.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,10 @@ def apply(fault: str, path: Path) -> None:
     elif fault == "fifo":
         path.unlink()
         os.mkfifo(path)
+    elif fault == "rewrite":  # new bytes under the same size and mtime (cp -p, rsync -t)
+        before = path.stat()
+        path.write_bytes(os.urandom(size))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     else:
         raise AssertionError(fault)
 
@@ -164,6 +170,29 @@ def test_fault_in_an_archive_cuts_the_transfer(site: Site, tmp_path: Path, fmt: 
     assert fetched.cut, "the client saw a complete transfer"
     assert not tool_accepts(fmt, fetched.received, tmp_path)
     assert logged(site.server, f"{rel}/b-victim.bin")
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_rewrite_under_the_same_mtime_cuts_a_stored_zip(site: Site, tmp_path: Path,
+                                                         warm: bool) -> None:
+    # Warm, the victim's CRC is cached and a Wire sends it unread: its ctime,
+    # which the rewrite moved, is what catches it. Cold, its bytes are read for
+    # the CRC before its header.
+    rel, victim = archive_case(site, f"case-rewrite-{warm}")
+    url = f"{site.server.url}/archive/{rel}{ARCHIVES['zip-store']}"
+    if warm:
+        with small_window_client() as client:
+            assert tool_accepts("zip-store", client.get(url).content, tmp_path)
+    fetched = fetch_with_fault(url, lambda: apply("rewrite", victim))
+    if warm:
+        assert fetched.cut, "the client saw a complete transfer"
+        assert not tool_accepts("zip-store", fetched.received, tmp_path)
+        assert logged(site.server, f"{rel}/b-victim.bin")
+    else:  # the header's CRC was made from the new bytes: a good archive of them
+        assert not fetched.cut
+        with zipfile.ZipFile(io.BytesIO(fetched.received)) as z:
+            assert z.testzip() is None
+            assert z.read(f"{rel}/b-victim.bin") == victim.read_bytes()
 
 
 @pytest.mark.parametrize("fault", ["shrink", "grow"])

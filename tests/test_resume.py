@@ -484,15 +484,18 @@ def test_stale_cached_crc_aborts_the_body_before_the_entrys_last_byte(tree: Path
         service.close()
 
 
-def test_stale_cached_crc_cuts_the_http_transfer(tmp_path: Path,
-                                                 server_factory: Callable[..., Server]) -> None:
+def test_stale_cached_crc_cuts_the_http_transfer_on_the_read_path(
+        tmp_path: Path, server_factory: Callable[..., Server]) -> None:
+    # Where bytes are read to be sent (--no-direct-send, S3), a whole entry is
+    # checked against its header's CRC. (A Wire sends files unread and trusts the
+    # cache's ctime key instead: see test_rewrite_under_a_restored_mtime_...)
     tree = build_tree(tmp_path / "root")
     (tree / "video.bin").write_bytes(os.urandom(3 * MiB))  # more than one 1 MiB read
     cache_file = tmp_path / "stale.sqlite3"
     cache = CrcCache(cache_file)
     cache.put(Root(tree).stat(("video.bin",)), 0x12345678)
     cache.close()
-    srv = server_factory(tree, "--crc-cache", str(cache_file))
+    srv = server_factory(tree, "--crc-cache", str(cache_file), "--no-direct-send")
     out = tmp_path / "cut.zip"
     done = run(["curl", "-sS", "-o", str(out), srv.url + ZIP])
     assert done.returncode == 18, done.stderr  # transfer closed with bytes outstanding
@@ -504,3 +507,27 @@ def test_stale_cached_crc_cuts_the_http_transfer(tmp_path: Path,
     data_end = info.header_offset + 30 + nlen + elen + info.file_size
     assert out.stat().st_size < data_end
     assert "aborted a transfer" in srv.log_text()
+
+
+def test_rewrite_under_a_restored_mtime_gets_a_fresh_crc(tmp_path: Path,
+                                                         server_factory: Callable[..., Server]
+                                                         ) -> None:
+    # A Wire sends cached-CRC files unread; the cache key holds the ctime, which
+    # every write and utimes moves, so new bytes under the old size and mtime
+    # (cp -p, rsync -t, touch -d) miss the cache and get their own CRC.
+    tree = build_tree(tmp_path / "root")
+    video = tree / "video.bin"
+    video.write_bytes(os.urandom(3 * MiB))
+    srv = server_factory(tree, "--crc-cache", str(tmp_path / "crc.sqlite3"))
+    assert zipfile.ZipFile(io.BytesIO(httpx.get(srv.url + ZIP, timeout=TIMEOUT).content)
+                           ).testzip() is None  # the cache now holds video.bin's CRC
+    before = video.stat()
+    fresh = os.urandom(3 * MiB)
+    video.write_bytes(fresh)
+    os.utime(video, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (video.stat().st_size, video.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    again = httpx.get(srv.url + ZIP, timeout=TIMEOUT)
+    with zipfile.ZipFile(io.BytesIO(again.content)) as z:
+        assert z.testzip() is None
+        assert z.read("video.bin") == fresh
+    assert '"path": "direct"' in srv.log_text()

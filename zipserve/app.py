@@ -53,10 +53,11 @@ def create_app(settings: Settings) -> FastAPI:
                            max_lifetime=settings.max_expires, on_error=error_response)
     logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
 
-    def respond(status: int, headers: dict[str, str], body: Callable[[], Iterator[Chunk]] | None,
+    def respond(status: int, headers: dict[str, str], body: Callable[[bool], Iterator[Chunk]] | None,
                 on_done: Callable[[Outcome], None] | None = None) -> BodyResponse:
         return BodyResponse(status, headers, body, limiter=limiter,
-                            send_timeout=settings.send_timeout, on_done=on_done)
+                            send_timeout=settings.send_timeout, on_done=on_done,
+                            direct=settings.direct_send)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -240,7 +241,7 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
     encoder = request.app.state.service.encoder
     if not plan.sized:
         decision = ranges.Decision(200)
-        body: Callable[[], Iterator[Chunk]] = lambda: encoder.batches(plan)  # noqa: E731
+        body: Callable[[bool], Iterator[Chunk]] = lambda zero_copy: encoder.batches(plan)  # noqa: E731
     else:
         assert plan.total is not None
         v = ranges.Validators(size=plan.total, etag=plan.etag, last_modified=None)
@@ -252,7 +253,7 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
         if decision.status in (304, 412):
             return respond(decision.status, only_validators(headers), None)
         body = ranged_body(decision, plan.total, plan.content_type, plan.etag or "", headers,
-                           lambda a, b: encoder.batches(plan, a, b))
+                           lambda a, b, zero_copy: encoder.batches(plan, a, b, parts=zero_copy))
     if request.method != "HEAD" and not metrics.try_start(max_streams):
         raise Busy(f"more than {max_streams} archives in flight; try again shortly")
     started = time.monotonic()
@@ -265,7 +266,7 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
             "name": plan.filename, "format": plan.options.format, "entries": len(plan.entries),
             "bytes_planned": sum(e.node.size for e in plan.entries), "status": outcome.status,
             "bytes_sent": outcome.sent, "outcome": outcome.result, "error": outcome.error,
-            "seconds": round(seconds, 3)}, ensure_ascii=False))
+            "seconds": round(seconds, 3), "path": outcome.path}, ensure_ascii=False))
     return respond(decision.status, headers, body, done)
 
 
@@ -285,33 +286,36 @@ def serve_file(node: Node, request: Request, respond: Callable[..., BodyResponse
         return respond(decision.status, only_validators(headers), None)
     encoder = service.encoder
     body = ranged_body(decision, node.size, ctype, etag, headers,
-                       lambda a, b: encoder.data(node, a, b))
+                       lambda a, b, zero_copy: encoder.file_body(node, a, b, parts=zero_copy))
     return respond(decision.status, headers, body)
 
 
 def ranged_body(decision: ranges.Decision, size: int, ctype: str, etag: str,
-                headers: dict[str, str], slice_of: Callable[[int, int], Iterator[Chunk]]
-                ) -> Callable[[], Iterator[Chunk]]:
-    """Given a decision, set the length headers and return the body factory (one range or multipart)."""
+                headers: dict[str, str], slice_of: Callable[[int, int, bool], Iterator[Chunk]]
+                ) -> Callable[[bool], Iterator[Chunk]]:
+    """Given a decision, set the length headers and return the body factory (one range or multipart).
+
+    The factory and `slice_of` take whether the body may hold FileParts (see streaming.BodyResponse).
+    """
     if decision.status == 200:
         headers["Content-Length"] = str(size)
-        return lambda: slice_of(0, size)
+        return lambda zero_copy: slice_of(0, size, zero_copy)
     if len(decision.ranges) == 1:
         start, stop = decision.ranges[0]
         headers["Content-Range"] = ranges.content_range(start, stop, size)
         headers["Content-Length"] = str(stop - start)
-        return lambda: slice_of(start, stop)
+        return lambda zero_copy: slice_of(start, stop, zero_copy)
     boundary = ranges.boundary_for(etag)
     parts, total = ranges.multipart_parts(decision.ranges, size, ctype, boundary)
     headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
     headers["Content-Length"] = str(total)
 
-    def multipart() -> Iterator[Chunk]:
+    def multipart(zero_copy: bool) -> Iterator[Chunk]:
         for part in parts:
             if isinstance(part, bytes):
                 yield part
             else:
-                yield from slice_of(*part)
+                yield from slice_of(*part, zero_copy)
     return multipart
 
 

@@ -87,6 +87,9 @@ def main() -> None:
 @click.option("--max-paths", type=int, default=1000, show_default=True)
 @click.option("--max-body", type=int, default=1 << 20, show_default=True)
 @click.option("--send-timeout", type=float, default=60.0, show_default=True)
+@click.option("--direct-send/--no-direct-send", default=True, show_default=True,
+              help="Write bodies to the socket from worker threads (uvicorn httptools, no TLS);"
+                   " off: every chunk goes through the event loop.")
 @click.option("--grace", type=int, default=30, show_default=True,
               help="Seconds a SIGTERM waits for downloads in flight before closing them.")
 @click.option("--max-lifetime", default="7d", show_default=True,
@@ -171,13 +174,13 @@ def app_from_env() -> Any:
     from .app import create_app
 
     tune_malloc()
-    from .streaming import ExposeAbort
+    from .streaming import ExposeConnection
 
     raw = json.loads(os.environ[SETTINGS_ENV])
     for key in ("root", "crc_cache"):
         if raw.get(key) is not None:
             raw[key] = root_of(raw[key]) if key == "root" else Path(raw[key])
-    return ExposeAbort(create_app(Settings(**raw)))
+    return ExposeConnection(create_app(Settings(**raw)))
 
 
 @main.command(context_settings=ENV)

@@ -8,12 +8,14 @@ compressed formats are streamed from the start through the compression engine.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator
+from typing import TypeVar, overload
 
 from . import compress
 from .crc import Crcs, crc32
 from .errors import SourceChanged
 from .formats import tar, zip
 from .formats.layout import Piece
+from .fs import FilePart
 from .node import Entry, Node
 from .plan import ArchivePlan
 from .source import Reader, Source, Span
@@ -28,14 +30,22 @@ class Encoder:
         # Files up to this size are read once, for both their CRC and their bytes.
         self.hold = max(chunk, root.whole_read)
 
-    def batches(self, plan: ArchivePlan, start: int = 0,
-                stop: int | None = None) -> Iterator[list[bytes]]:
-        """Given a plan (and for sized ones a byte span), yield its bytes in batches of about `chunk`."""
+    def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
+                parts: bool = False) -> Iterator[list[bytes | FilePart]]:
+        """Given a plan (and for sized ones a byte span), yield its bytes in batches of about `chunk`.
+
+        With `parts`, big spans of local files in sized archives come as
+        FileParts, to be sent from the page cache by a Wire instead of read here.
+        """
+        if parts and plan.sized:
+            assert plan.total is not None
+            end = plan.total if stop is None else stop
+            return batched(self.sized(plan, start, end, parts=True), self.chunk)
         return batched(self._pieces(plan, start, stop), self.chunk)
 
     def body(self, plan: ArchivePlan, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         """Given a plan (and for sized ones a byte span), yield its bytes in chunks of about `chunk`."""
-        return joined(self.batches(plan, start, stop))
+        return joined(batched(self._pieces(plan, start, stop), self.chunk))
 
     def _pieces(self, plan: ArchivePlan, start: int, stop: int | None) -> Iterator[bytes]:
         fmt = plan.options.format
@@ -61,8 +71,20 @@ class Encoder:
         for batch in batched(self.sized(plan, 0, plan.layout.total), self.chunk):
             yield from batch
 
-    def sized(self, plan: ArchivePlan, start: int, stop: int) -> Iterator[bytes]:
-        """Given a plan with a layout, yield the bytes in [start, stop)."""
+    @overload
+    def sized(self, plan: ArchivePlan, start: int, stop: int) -> Iterator[bytes]: ...
+
+    @overload
+    def sized(self, plan: ArchivePlan, start: int, stop: int, *,
+              parts: bool) -> Iterator[bytes | FilePart]: ...
+
+    def sized(self, plan: ArchivePlan, start: int, stop: int, *,
+              parts: bool = False) -> Iterator[bytes | FilePart]:
+        """Given a plan with a layout, yield the bytes in [start, stop) (with `parts`, some as FileParts).
+
+        A FilePart is sent unread: its CRC, when the ZIP needs one, is the
+        cached one, which is keyed by the file's ctime (see fs.Root.send).
+        """
         assert plan.layout is not None
         is_zip = plan.options.format == "zip"
         held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
@@ -70,7 +92,7 @@ class Encoder:
         warm = is_zip
         try:
             for piece, lo, hi in plan.layout.overlapping(start, stop):
-                if is_zip and piece.kind == "head" and self._small(plan.entries[piece.index]) \
+                if is_zip and piece.kind == "head" and self._hold(plan.entries[piece.index]) \
                         and stop >= piece.start + piece.size + plan.entries[piece.index].node.size:
                     held[piece.index] = b"".join(self.data(plan.entries[piece.index].node,
                                                            learn=True, reader=reader))
@@ -81,6 +103,10 @@ class Encoder:
                     node = plan.entries[piece.index].node
                     # Only a whole read can be checked against the header's CRC.
                     whole = is_zip and lo == 0 and hi == node.size
+                    part = self._part(node, lo, hi, exact=whole) if parts else None
+                    if part is not None:
+                        yield part
+                        continue
                     expected = self.crcs.of(node) if whole else None
                     yield from self.data(node, lo, hi, expected=expected, learn=True,
                                          reader=reader)
@@ -94,9 +120,20 @@ class Encoder:
         finally:
             reader.close()
 
-    def _small(self, entry: Entry) -> bool:
-        """Given an entry, return whether it is a file small enough to hold while its header is made."""
-        return not entry.is_dir and 0 < entry.node.size <= self.hold
+    def _part(self, node: Node, lo: int, hi: int, *, exact: bool) -> FilePart | None:
+        """Given a data span of a sized body, return it as a FilePart, or None to read it here.
+
+        Read here: small spans (joined with their neighbours), and a whole file
+        whose CRC is still unknown (a tar's read teaches it, for later ZIPs).
+        """
+        if hi - lo < BIG or (hi - lo == node.size and self.crcs.cache.get(node) is None):
+            return None
+        return self.root.file_part(node, lo, hi, exact=exact)
+
+    def _hold(self, entry: Entry) -> bool:
+        """Given a ZIP entry, return whether to read it before its header: small, and its CRC unknown."""
+        return (not entry.is_dir and 0 < entry.node.size <= self.hold
+                and self.crcs.cache.get(entry.node) is None)
 
     def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
         """Given a metadata piece of a sized plan, return its bytes."""
@@ -145,6 +182,14 @@ class Encoder:
         if learn and node.size:
             self.crcs.cache.put(node, value)
 
+    def file_body(self, node: Node, lo: int, hi: int, *,
+                  parts: bool = False) -> Iterator[bytes | list[bytes | FilePart]]:
+        """Given a file and a span (/files/), yield its bytes, or with `parts` one FilePart when it can."""
+        part = self.root.file_part(node, lo, hi) if parts and hi - lo >= BIG else None
+        if part is not None:
+            return iter([[part]])
+        return self.data(node, lo, hi, learn=True)
+
     def data_from(self, node: Node, lo: int) -> Generator[bytes, None, None]:
         """Given a file and an offset, return a lazy reader of the rest (opens nothing when empty)."""
         if lo < node.size:
@@ -167,25 +212,28 @@ def zstd_level(level: int) -> int:
 BIG = 64 * 1024  # pieces at least this big are sent as they are; smaller ones are joined
 
 
-def batched(chunks: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+Part = TypeVar("Part", bytes, bytes | FilePart)
+
+
+def batched(chunks: Iterable[Part], size: int) -> Iterator[list[Part]]:
     """Given chunks of any sizes, yield lists of them holding at least `size` bytes (the last may hold less).
 
     Each batch costs one thread hop in the HTTP layer, which sends its parts
     back to back. Small pieces (headers, small files) are joined; big reads
-    are passed on as they are, never copied again.
+    and FileParts are passed on as they are, never copied again.
     """
-    batch: list[bytes] = []
+    batch: list[Part] = []
     small: list[bytes] = []
     held = 0
     try:
         for chunk in chunks:
             if not chunk:
                 continue
-            if len(chunk) >= BIG:
+            if isinstance(chunk, bytes) and len(chunk) < BIG:
+                small.append(chunk)
+            else:
                 _flush(small, batch)
                 batch.append(chunk)
-            else:
-                small.append(chunk)
             held += len(chunk)
             if held >= size:
                 _flush(small, batch)
@@ -203,7 +251,7 @@ def batched(chunks: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
         yield batch
 
 
-def _flush(small: list[bytes], batch: list[bytes]) -> None:
+def _flush(small: list[bytes], batch: list[Part]) -> None:
     if small:
         batch.append(b"".join(small))
         small.clear()

@@ -15,11 +15,20 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .errors import Forbidden, NotFound, SourceChanged, TooLarge
 from .node import Node, RelPath
 
 log = logging.getLogger("zipserve.fs")
+
+
+class Sink(Protocol):
+    """Where a FilePart goes: a socket that takes bytes straight from a file (see wire.Wire)."""
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """Given an open file and a span, send a first part of it; return its length (0 at EOF)."""
+        ...
 
 
 @dataclass
@@ -245,6 +254,53 @@ class Root:
             os.close(fd)
 
 
+    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> FilePart:
+        """Given a planned file and a byte span, return it as a FilePart a body may name (see send)."""
+        return FilePart(self, node, start, stop, exact)
+
+    def send(self, node: Node, start: int, stop: int, sink: Sink, *, exact: bool = False) -> None:
+        """Given a planned file, a byte span and a Sink, send the span with sendfile; raise SourceChanged.
+
+        The bytes never pass through Python. The last byte is held back until
+        the file is seen unchanged since planning: its size and mtime, and with
+        `exact` its ctime too, which the kernel moves on every write and
+        utimes, so the bytes are those a CRC cached under that ctime describes.
+        """
+        fd, st = self._open(node)
+        unchanged = _unchanged if exact else _same
+        try:
+            if not unchanged(st, node):
+                raise SourceChanged(node.shown, "changed since the request was planned")
+            pos, last = start, stop - 1
+            while pos < stop:
+                if pos == last and not unchanged(os.fstat(fd), node):
+                    raise SourceChanged(node.shown, "changed while being sent")
+                sent = sink.sendfile(fd, pos, (last if pos < last else stop) - pos)
+                if not sent:
+                    raise SourceChanged(node.shown, "shrank while being sent")
+                pos += sent
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A span of a planned file that a body names instead of reading: a Wire sends it from the page cache."""
+
+    root: Root
+    node: Node
+    start: int
+    stop: int
+    exact: bool  # the bytes must be those of the cached CRC (see Root.send)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def send(self, sink: Sink) -> None:
+        """Given a Sink, send the span to it; raise SourceChanged."""
+        self.root.send(self.node, self.start, self.stop, sink, exact=self.exact)
+
+
 def _path_max(path: str) -> int:
     """Given a folder, return the longest path its filesystem takes, in bytes with the NUL."""
     try:
@@ -261,6 +317,11 @@ def _bounded(shown: str) -> str:
 def _same(st: os.stat_result, node: Node) -> bool:
     """Given a fresh stat and the planned Node, return whether the file is unchanged."""
     return st.st_size == node.size and st.st_mtime_ns == node.mtime_ns
+
+
+def _unchanged(st: os.stat_result, node: Node) -> bool:
+    """Given a fresh stat and the planned Node, return whether the content cannot have changed."""
+    return _same(st, node) and st.st_ctime_ns == node.ctime_ns
 
 
 def _node(rel: RelPath, st: os.stat_result) -> Node | None:

@@ -508,6 +508,9 @@ class S3Source:
             raise SourceChanged(node.shown, "shorter than planned")
         return chunks
 
+    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> None:
+        return None  # object bytes always pass through the process
+
     def prefetch(self, spans: Iterable[Span]) -> Reader:
         return Ahead(self, spans, self.fetch, self.pool, largest=self.part,
                      max_spans=8 * self.ahead, max_bytes=self.ahead * self.part)

@@ -38,6 +38,7 @@ class Settings:
     # Streaming.
     chunk_size: int = 1 * MiB
     send_timeout: float = 60.0
+    direct_send: bool = True  # bodies written from worker threads where safe (see wire.py)
     grace: int = 30  # seconds SIGTERM waits for streams in flight
     # Compression.
     level: int = 1

@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Protocol
 
 from . import crc
-from .fs import Budget, Root
+from .fs import Budget, FilePart, Root
 from .node import Node, RelPath
 
 if TYPE_CHECKING:
@@ -74,6 +74,13 @@ class Source(Protocol):
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
         """Given the spans a body will read, in order, return the Reader it should read them with."""
+        ...
+
+    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> FilePart | None:
+        """Given a planned file and a byte span, return a FilePart a Wire can send unread, or None.
+
+        `exact`: the bytes must be those a cached CRC describes (see fs.Root.send).
+        """
         ...
 
     def crc_key(self, node: Node) -> str:

@@ -6,14 +6,16 @@ thread (reads and compression never run on the event loop), the source is
 closed on completion, error and disconnect alike, a send that stalls past the
 timeout drops the client, and a failure after the headers aborts the
 connection so the client sees an incomplete transfer, never a whole-looking
-wrong archive.
+wrong archive.  Under uvicorn's httptools protocol the body bypasses the event
+loop: one worker thread makes it and writes it to the socket (see wire.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -22,13 +24,17 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import SourceChanged
+from .fs import FilePart
+from .wire import Connection, Wire
 
 log = logging.getLogger("zipserve.stream")
 
 _DONE = object()
-# What a body iterator yields: bytes, or a list of buffers to send back to back.
-Chunk = bytes | list[bytes]
+# What a body iterator yields: bytes, or a list of buffers to send back to back;
+# FileParts only when the body was made for a Wire.
+Chunk = bytes | list[bytes] | list[bytes | FilePart]
 ABORT = "zipserve.abort"  # scope["extensions"] key: drop this connection at once
+DIRECT = "zipserve.direct"  # scope["extensions"] key: the Connection a Wire can write to
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Outcome:
     result: str = "client_gone"  # complete | client_gone | failed
     error: str = ""
     started: float = 0.0
+    path: str = "asgi"  # asgi: through the ASGI send; direct: a Wire from a worker thread
 
 
 def _next(it: Iterator[Chunk]) -> object:
@@ -57,8 +64,9 @@ class BodyResponse(Response):
     """An ASGI response whose body comes from a sync iterator made on demand."""
 
     def __init__(self, status: int, headers: Mapping[str, str],
-                 body: Callable[[], Iterator[Chunk]] | None, *, limiter: anyio.CapacityLimiter,
-                 send_timeout: float, on_done: Callable[[Outcome], None] | None = None) -> None:
+                 body: Callable[[bool], Iterator[Chunk]] | None, *, limiter: anyio.CapacityLimiter,
+                 send_timeout: float, on_done: Callable[[Outcome], None] | None = None,
+                 direct: bool = True) -> None:
         self.status_code = status
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                         for k, v in headers.items()]
@@ -67,6 +75,7 @@ class BodyResponse(Response):
         self.limiter = limiter
         self.send_timeout = send_timeout
         self.on_done = on_done
+        self.direct = direct
         self.length = _content_length(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,12 +87,21 @@ class BodyResponse(Response):
                 await send({"type": "http.response.body", "body": b""})
                 outcome.result = "complete"
                 return
-            body = await anyio.to_thread.run_sync(self.make_body, limiter=self.limiter)
+            conn = (scope.get("extensions") or {}).get(DIRECT) if self.direct else None
+            wire = conn.wire(self.send_timeout) if conn is not None else None
+            # Only a Wire can send FileParts; the ASGI send needs every byte in memory.
+            body = await anyio.to_thread.run_sync(self.make_body, wire is not None,
+                                                  limiter=self.limiter)
             try:
-                await self._stream(body, scope, receive, send, outcome)
+                if conn is not None and wire is not None:
+                    await self._stream_direct(body, conn, wire, scope, receive, send, outcome)
+                else:
+                    await self._stream(body, scope, receive, send, outcome)
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(close, body, limiter=self.limiter)
+                if wire is not None:
+                    wire.close()  # after its thread returned: nothing writes to it any more
         finally:
             if (outcome.result == "client_gone" and not outcome.error
                     and outcome.sent == self.length):
@@ -102,7 +120,7 @@ class BodyResponse(Response):
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
             tg.start_soon(self._produce, body, ahead)
-            try:
+            with _ending(scope, outcome):
                 async with batches:
                     async for batch in batches:
                         if isinstance(batch, BaseException):
@@ -110,16 +128,22 @@ class BodyResponse(Response):
                         await self._send(batch, send, outcome)
                 await send({"type": "http.response.body", "body": b""})
                 outcome.result = "complete"
-            except SourceChanged as exc:
-                # Returning without the final empty body makes uvicorn close the
-                # connection: the client sees a cut transfer (curl exit 18).
-                outcome.result, outcome.error = "failed", str(exc)
-                log.error("aborted a transfer after %d bytes: %s", outcome.sent, exc)
-            except TimeoutError:
-                outcome.result, outcome.error = "client_gone", "send timed out"
-                abort_connection(scope)
-            except OSError as exc:  # uvicorn's ClientDisconnected
-                outcome.result, outcome.error = "client_gone", type(exc).__name__
+            tg.cancel_scope.cancel()
+
+    async def _stream_direct(self, body: Iterator[Chunk], conn: Connection, wire: Wire,
+                             scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> None:
+        # One worker thread makes each batch and writes it: no thread hop, no await per chunk.
+        outcome.path = "direct"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_disconnect, receive, tg.cancel_scope, wire.stop.set)
+            with _ending(scope, outcome):
+                try:
+                    await anyio.to_thread.run_sync(pump, body, wire, limiter=self.limiter)
+                finally:
+                    outcome.sent = wire.sent
+                conn.account(wire)
+                await send({"type": "http.response.body", "body": b""})
+                outcome.result = "complete"
             tg.cancel_scope.cancel()
 
     async def _produce(self, body: Iterator[Chunk],
@@ -140,9 +164,35 @@ class BodyResponse(Response):
         """Send one batch: bytes, or a list of buffers sent back to back without copying them."""
         parts: list[bytes] = batch if isinstance(batch, list) else [batch]  # type: ignore[list-item]
         for part in parts:
+            assert isinstance(part, bytes), "FileParts go to a Wire only"
             with anyio.fail_after(self.send_timeout):
                 await send({"type": "http.response.body", "body": part, "more_body": True})
             outcome.sent += len(part)
+
+
+def pump(body: Iterator[Chunk], wire: Wire) -> None:
+    """Given a body and a Wire, write every batch of the body (in a worker thread)."""
+    for batch in body:
+        wire.write(batch if isinstance(batch, list) else [batch])
+
+
+@contextmanager
+def _ending(scope: Scope, outcome: Outcome) -> Generator[None, None, None]:
+    """Record how a body that started ends; a failure mid-body leaves the response unfinished.
+
+    Returning without the final empty body makes uvicorn close the
+    connection: the client sees a cut transfer (curl exit 18).
+    """
+    try:
+        yield
+    except SourceChanged as exc:
+        outcome.result, outcome.error = "failed", str(exc)
+        log.error("aborted a transfer after %d bytes: %s", outcome.sent, exc)
+    except TimeoutError:
+        outcome.result, outcome.error = "client_gone", "send timed out"
+        abort_connection(scope)
+    except OSError as exc:  # uvicorn's ClientDisconnected, our ClientGone
+        outcome.result, outcome.error = "client_gone", type(exc).__name__
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:
@@ -165,8 +215,8 @@ def abort_connection(scope: Scope) -> None:
         abort()
 
 
-class ExposeAbort:
-    """Outermost ASGI wrapper: lets a response reset its connection (see abort_connection).
+class ExposeConnection:
+    """Outermost ASGI wrapper: lets a response reach its connection (see abort_connection, wire.py).
 
     uvicorn's send is a method of its request cycle, which holds the transport;
     inner middleware wrap send, so only the outermost app can reach it.
@@ -176,15 +226,28 @@ class ExposeAbort:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        transport = getattr(getattr(send, "__self__", None), "transport", None)
-        if scope["type"] == "http" and callable(getattr(transport, "abort", None)):
-            extensions = {**(scope.get("extensions") or {}), ABORT: transport.abort}  # type: ignore[union-attr]
+        if scope["type"] == "http":
+            extensions = dict(scope.get("extensions") or {})
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if callable(getattr(transport, "abort", None)):
+                extensions[ABORT] = transport.abort  # type: ignore[union-attr]
+            conn = Connection.of(send)
+            if conn is not None:
+                extensions[DIRECT] = conn
             scope = {**scope, "extensions": extensions}
         await self.app(scope, receive, send)
 
 
-async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    """Wait for the client to go away, then cancel the body so its source closes at once."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
+async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope,
+                            on_gone: Callable[[], None] = lambda: None) -> None:
+    """Wait for the client to go away, then cancel the body so its source closes at once.
+
+    `on_gone` runs when the watch ends for any reason (a worker thread's Wire
+    cannot be cancelled, only told to stop).
+    """
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+    finally:
+        on_gone()

@@ -1,0 +1,220 @@
+"""Bodies written to the socket from worker threads (zipserve/wire.py) against the ASGI send path."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Server, build_tree, start_server, stop
+from helpers import wait_until
+
+from zipserve.errors import SourceChanged
+from zipserve.fs import Root
+from zipserve.wire import ClientGone, Wire, advance
+
+MiB = 1 << 20
+TIMEOUT = 60
+
+
+# --- advance: what is left after a partial writev (pure) --------------------------------
+
+@pytest.mark.parametrize(("sizes", "done", "left"), [
+    ([3], 0, [b"abc"]),
+    ([3], 2, [b"c"]),
+    ([3], 3, []),
+    ([3, 2], 3, [b"de"]),
+    ([3, 2], 4, [b"e"]),
+    ([3, 2], 5, []),
+    ([1, 1, 4], 1, [b"b", b"cdef"]),
+    ([1, 1, 4], 3, [b"def"]),
+])
+def test_advance_drops_written_bytes(sizes: list[int], done: int, left: list[bytes]) -> None:
+    data = b"abcdef"
+    views, at = [], 0
+    for size in sizes:
+        views.append(memoryview(data[at:at + size]))
+        at += size
+    assert [bytes(v) for v in advance(views, done)] == left
+
+
+# --- a Wire on a real socket pair --------------------------------------------------------
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)  # as uvicorn's sockets are
+    yield ours, peer
+    ours.close()
+    peer.close()
+
+
+def drain(peer: socket.socket, into: bytearray) -> threading.Thread:
+    """Read peer until EOF in a thread; return the started thread."""
+    def run() -> None:
+        while chunk := peer.recv(1 << 16):
+            into.extend(chunk)
+    reader = threading.Thread(target=run)
+    reader.start()
+    return reader
+
+
+def test_wire_sends_buffers_and_file_parts_in_order(tmp_path: Path,
+                                                    pair: tuple[socket.socket, socket.socket]
+                                                    ) -> None:
+    ours, peer = pair
+    (tmp_path / "f.bin").write_bytes(data := os.urandom(3 * MiB + 5))
+    root = Root(tmp_path)
+    node = root.stat(("f.bin",))
+    got = bytearray()
+    reader = drain(peer, got)
+    wire = Wire(os.dup(ours.fileno()), chunked=False, timeout=10)
+    wire.write([b"head", root.file_part(node, 7, 2 * MiB), b"mid", root.file_part(node, 0, node.size)])
+    wire.close()
+    ours.shutdown(socket.SHUT_WR)
+    reader.join(TIMEOUT)
+    assert bytes(got) == b"head" + data[7:2 * MiB] + b"mid" + data
+    assert wire.sent == len(got)
+
+
+def test_chunked_wire_frames_each_batch_as_one_chunk(pair: tuple[socket.socket, socket.socket]
+                                                     ) -> None:
+    ours, peer = pair
+    got = bytearray()
+    reader = drain(peer, got)
+    wire = Wire(os.dup(ours.fileno()), chunked=True, timeout=10)
+    wire.write([b"abc", b"", b"defgh"])
+    wire.write([b""])  # nothing: no empty chunk, which would end the body
+    wire.write([b"x" * 300])
+    wire.close()
+    ours.shutdown(socket.SHUT_WR)
+    reader.join(TIMEOUT)
+    assert bytes(got) == b"8\r\nabcdefgh\r\n12c\r\n" + b"x" * 300 + b"\r\n"
+    assert wire.sent == 308
+
+
+def test_a_file_that_shrank_stops_the_part(tmp_path: Path,
+                                           pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    (tmp_path / "f.bin").write_bytes(os.urandom(MiB))
+    root = Root(tmp_path)
+    node = root.stat(("f.bin",))
+    os.truncate(tmp_path / "f.bin", MiB // 2)
+    got = bytearray()
+    reader = drain(peer, got)
+    wire = Wire(os.dup(ours.fileno()), chunked=False, timeout=10)
+    with pytest.raises(SourceChanged):
+        wire.write([root.file_part(node, 0, MiB)])
+    wire.close()
+    ours.shutdown(socket.SHUT_WR)
+    reader.join(TIMEOUT)
+    assert len(got) < MiB
+
+
+def test_a_peer_that_left_raises_client_gone(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    peer.close()
+    wire = Wire(os.dup(ours.fileno()), chunked=False, timeout=10)
+    with pytest.raises(ClientGone):
+        for _ in range(100):  # the first write may land in the buffer before the error shows
+            wire.write([b"x" * 65536])
+    wire.close()
+
+
+def test_a_peer_that_stops_reading_times_out(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _peer = pair
+    wire = Wire(os.dup(ours.fileno()), chunked=False, timeout=0.3)
+    with pytest.raises(TimeoutError):
+        for _ in range(10_000):  # fills both socket buffers, then waits
+            wire.write([b"x" * 65536])
+    wire.close()
+
+
+def test_a_stopped_wire_gives_up_while_waiting(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _peer = pair
+    wire = Wire(os.dup(ours.fileno()), chunked=False, timeout=60)
+    failure: list[BaseException] = []
+
+    def fill() -> None:
+        try:
+            for _ in range(10_000):
+                wire.write([b"x" * 65536])
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            failure.append(exc)
+    writer = threading.Thread(target=fill)
+    writer.start()
+    wire.stop.set()
+    writer.join(10)  # far below the 60 s timeout: the stop flag ended the wait
+    assert not writer.is_alive()
+    assert failure and isinstance(failure[0], ClientGone)
+    wire.close()
+
+
+# --- the real server: a Wire and the ASGI send give the same bytes --------------------------
+
+URLS = [
+    "/archive/big.zip?compression=store",
+    "/archive/big.zip?compression=deflate",
+    "/archive/big.tar",
+    "/archive/big.tar.gz",
+    "/archive/big.tar.zst",
+    "/archive?path=big/a.bin&path=big/sub&format=zip",
+    "/files/big/a.bin",
+]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    base = tmp_path_factory.mktemp("wire")
+    root = build_tree(base / "root")
+    big = root / "big"
+    (big / "sub").mkdir(parents=True)
+    (big / "a.bin").write_bytes(os.urandom(5 * MiB + 3))
+    (big / "sub" / "b.txt").write_bytes(b"line of text\n" * 200_000)
+    (big / "sub" / "small.txt").write_bytes(b"tiny")
+    direct = start_server(root, base)
+    asgi = start_server(root, base, "--no-direct-send")
+    try:
+        yield direct, asgi
+    finally:
+        stop(direct)
+        stop(asgi)
+
+
+def get(server: Server, url: str, **headers: str) -> httpx.Response:
+    return httpx.get(server.url + url, headers=headers, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_direct_and_asgi_send_the_same_bytes(servers: tuple[Server, Server], url: str) -> None:
+    direct, asgi = servers
+    for _ in range(2):  # cold, then with every CRC cached (the direct path sends files unread)
+        a, b = get(direct, url), get(asgi, url)
+        assert a.status_code == b.status_code == 200
+        assert a.content == b.content
+        assert a.headers.get("content-length") == b.headers.get("content-length")
+
+
+@pytest.mark.parametrize("span", ["0-0", "7-5242886", "4000000-", "-1", "0-99,200-299"])
+def test_direct_and_asgi_send_the_same_ranges(servers: tuple[Server, Server], span: str) -> None:
+    direct, asgi = servers
+    for url in ("/files/big/a.bin", "/archive/big.zip?compression=store", "/archive/big.tar"):
+        a, b = get(direct, url, range=f"bytes={span}"), get(asgi, url, range=f"bytes={span}")
+        assert a.status_code == b.status_code == 206
+        if "," not in span:  # multipart boundaries are the same too, but say so via bytes
+            assert a.headers["content-range"] == b.headers["content-range"]
+        assert a.content == b.content
+
+
+def test_each_server_says_which_path_its_bodies_took(servers: tuple[Server, Server]) -> None:
+    direct, asgi = servers
+    get(direct, URLS[0])
+    get(asgi, URLS[0])
+    assert wait_until(lambda: '"path": "direct"' in direct.log_text())
+    assert wait_until(lambda: '"path": "asgi"' in asgi.log_text())
+    assert '"path": "asgi"' not in direct.log_text()
+    assert '"path": "direct"' not in asgi.log_text()
