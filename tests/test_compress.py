@@ -20,6 +20,7 @@ import pytest
 import zstandard
 
 from zipserve.compress import (
+    AHEAD,
     DEFAULT_BLOCK,
     WINDOW,
     Crc,
@@ -236,7 +237,7 @@ class Gated(Recording):
         super().__init__(pool)
         self.gates: list[threading.Event] = []
         self.started: list[threading.Event] = []
-        self.full = pool.workers * 2
+        self.full = pool.workers * AHEAD
 
     def __call__(self, fn: Callable[..., Any], /, *args: object) -> Future[Any]:
         gate, started = threading.Event(), threading.Event()
@@ -265,13 +266,15 @@ def test_closing_deflate_raw_early_cancels_queued_blocks_and_waits_for_running_o
     monkeypatch.setattr(pool, "submit", gated)
     stream = deflate_raw(chunked(text(20 * BLOCK), BLOCK), level=6, pool=pool, block_size=BLOCK)
     next(stream)
-    # Block 0 is out; blocks 1 and 2 hold both workers at their gates, so block 3 stays queued.
+    # Block 0 is out; blocks 1 and 2 hold both workers at their gates, so the rest stay queued.
     assert gated.started[1].wait(5) and gated.started[2].wait(5)
     threading.Timer(0.1, gated.open_all).start()
     started = time.monotonic()
     stream.close()
     assert time.monotonic() - started >= 0.05
-    assert [future.cancelled() for future in gated.futures] == [False, False, False, True]
+    cancelled = [future.cancelled() for future in gated.futures]
+    assert cancelled == [False, False, False] + [True] * (len(cancelled) - 3)
+    assert len(cancelled) > 3
     assert all(future.done() for future in gated.futures)
 
 
@@ -295,12 +298,14 @@ def test_failing_input_leaves_no_work_behind(recorded: Recording) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_blocks_in_flight_never_exceed_two_per_worker(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_blocks_in_flight_never_exceed_ahead_per_worker(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Pool(workers) as small:
         recording = Recording(small)
         monkeypatch.setattr(small, "submit", recording)
         source = Progress(text(30 * BLOCK))
-        limit = workers * 2
+        limit = workers * AHEAD
         stream = deflate_raw(source, level=6, pool=small, block_size=BLOCK)
         for taken, _ in enumerate(stream):
             assert len(recording.futures) - taken <= limit

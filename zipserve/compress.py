@@ -28,9 +28,15 @@ same level (py: within 2%; logs and /usr/bin binaries: up to 6-7% behind at leve
 at 2-10x its speed: 1-3 are ISA-L 1-3, 4-9 are zlib-ng 3, 4, 5, 6, 7, 9.  zlib-ng 8 is slower
 than 9 for no gain, and zlib is never faster at a given ratio, so it stays only as an engine.
 With 2 workers deflate_raw runs 1.7-1.9x one thread (level 1: ~530 MB/s, level 6: ~120 MB/s) at
-a ratio within 0.1% of one unbroken stream.  Blocks that do not shrink are stored: zlib-ng
-levels probe samples first (random data then passes at ~1 GB/s, not deflated for nothing at
-~50 MB/s); so do ISA-L levels, whose probe costs ~5% on text but spares ~70% on random data.
+a ratio within 0.1% of one unbroken stream.  Blocks that do not shrink are stored: every level
+first deflates eight 1 KiB samples of the block with ISA-L in one call (~35 us, ~4% of ISA-L
+deflating a text block; random blocks then pass at ~4 GB/s, not deflated for nothing at 400
+MB/s with ISA-L or ~50 MB/s with zlib-ng).
+
+The thread that reads the input only cuts it into blocks (views, no copy) and hands them out;
+joining a block that spans chunks, its CRC-32 and its deflate run on a worker, and the CRCs are
+combined in order (crc32_combine), so that thread never reads the data again.  Blocks go
+through one ordered window (ordered.py), which a ZIP keeps open across its entries.
 """
 
 from __future__ import annotations
@@ -38,10 +44,10 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 from typing import TypeVar
 
@@ -49,8 +55,9 @@ import zstandard
 from isal import isal_zlib
 from zlib_ng import zlib_ng
 
+from .ordered import Item, Later, Stream, Task, in_order
+
 T = TypeVar("T")
-Stream = Generator[bytes, None, None]  # closable, so a dropped download stops its work
 Block = bytes | memoryview  # a block of input: a view into the chunk that held it, or joined
 
 # 256 KiB: measured as fast as 512 KiB and 1 MiB blocks with 2 workers, ratio within 0.1%, at a
@@ -58,7 +65,10 @@ Block = bytes | memoryview  # a block of input: a view into the chunk that held 
 DEFAULT_BLOCK = 256 * 1024
 WINDOW = 32 * 1024  # RFC 1951 3.2: the largest distance a match may reach back
 _RAW = -15  # wbits for a raw deflate stream: no zlib or gzip wrapper
-_SAMPLE = 8 * 1024  # bytes per probe sample when deciding whether a block is worth deflating
+_SAMPLES = 8  # samples from a block's start to its end, deflated together: is it worth deflating?
+_SAMPLE = 1024  # bytes per sample
+MIN_SAVING = 0.05  # what deflating must save for `auto` to keep it
+AHEAD = 4  # blocks of input in flight per worker
 _STORED_MAX = 0xFFFF  # RFC 1951 3.2.4: LEN is 16 bits
 
 _LIBRARIES: dict[str, ModuleType] = {"isal": isal_zlib, "zlib-ng": zlib_ng, "zlib": zlib}
@@ -100,21 +110,32 @@ class Pool:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers!r}")
         self.workers = workers
-        self._marker = threading.local()
+        self._threads: set[int] = set()  # the workers' idents
         self._executor = ThreadPoolExecutor(
             workers, thread_name_prefix="zipserve-compress", initializer=self._mark_thread
         )
 
     def _mark_thread(self) -> None:
-        self._marker.inside = True
+        self._threads.add(threading.get_ident())
 
     def on_worker(self) -> bool:
         """Return whether the calling thread is one of this pool's workers."""
-        return bool(getattr(self._marker, "inside", False))
+        return threading.get_ident() in self._threads
 
     def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
-        """Given a function and its arguments, return the future of running it on a worker."""
-        return self._executor.submit(fn, *args)
+        """Given a function and its arguments, return the future of running it on a worker.
+
+        On a worker itself it runs at once: a pool thread waiting on its own pool could
+        deadlock it.
+        """
+        if not self.on_worker():
+            return self._executor.submit(fn, *args)
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
     def close(self) -> None:
         """Drop queued work, wait for running work and stop the workers."""
@@ -147,24 +168,33 @@ def _stored_size(length: int) -> int:
     return length + 5 * max(1, -(-length // _STORED_MAX))
 
 
-def shrinks(sample: Block, *, min_saving: float = 0.05) -> bool:
-    """Given the first block of an entry, return whether ISA-L level 1 saves min_saving of it."""
+def shrinks(sample: Block, *, min_saving: float = MIN_SAVING) -> bool:
+    """Given a sample of an entry, return whether ISA-L level 1 saves min_saving of it."""
     if not sample:
         return False
-    deflated = isal_zlib.compress(sample, 1, _RAW)
-    return len(deflated) <= len(sample) * (1.0 - min_saving)
+    return saves(isal_zlib.compress(sample, 1, _RAW), sample, min_saving=min_saving)
 
 
-def _worth_deflating(block: Block) -> bool:
-    """Given a block, return whether any of four spread samples shrinks under fast deflate.
+def saves(deflated: Block, data: Block, *, min_saving: float = MIN_SAVING) -> bool:
+    """Given data and its deflate output, return whether deflating saved min_saving of it."""
+    return bool(data) and len(deflated) <= len(data) * (1.0 - min_saving)
 
-    Sampling costs a few percent of one ISA-L pass and spares deflating already compressed
-    data, which runs at ~50 MB/s and saves nothing.  Small blocks are just deflated.
+
+def worth_deflating(block: Block) -> bool:
+    """Given a block, return whether samples spread over it, together, shrink under fast deflate.
+
+    One ISA-L call costs ~35 us whatever the sample (most of it building Huffman tables), a few
+    percent of deflating the block, and spares deflating already compressed data, which runs
+    at ~50 MB/s and saves nothing.  Four 8 KiB samples tried one by one cost up to 4x that for
+    the same decisions (over 1,500 blocks of system files and the bench tree: 5 blocks told
+    apart, 0.1 MB of saving lost).  The first and last samples end the block's ends, so the
+    text that starts or ends a tar block between two files is seen.  Small blocks are just
+    deflated.
     """
-    if len(block) < 4 * _SAMPLE:
+    if len(block) < 32 * _SAMPLE:
         return True
-    step = len(block) // 4
-    return any(shrinks(block[i * step : i * step + _SAMPLE]) for i in range(4))
+    step = (len(block) - _SAMPLE) // (_SAMPLES - 1)
+    return shrinks(b"".join(block[i * step : i * step + _SAMPLE] for i in range(_SAMPLES)))
 
 
 def _deflate_block(engine: Engine, block: Block, zdict: Block, last: bool) -> bytes:
@@ -173,7 +203,7 @@ def _deflate_block(engine: Engine, block: Block, zdict: Block, last: bool) -> by
     Whatever does not shrink comes out stored, so the stream never grows by more than RFC 1951's
     5 bytes per 64 KiB.
     """
-    if not _worth_deflating(block):
+    if not worth_deflating(block):
         # Even ISA-L gains: on one thread it deflates random blocks at ~400 MB/s, and probes
         # them at ~1,300 MB/s (bench_compress.py runs the mixed tree's random half).
         return _stored(block, last)
@@ -185,7 +215,7 @@ def _deflate_block(engine: Engine, block: Block, zdict: Block, last: bool) -> by
     return _stored(block, last) if len(deflated) > _stored_size(len(block)) else deflated
 
 
-def deflate_bytes(data: bytes, *, level: int) -> bytes:
+def deflate_bytes(data: Block, *, level: int) -> bytes:
     """Given a whole input held in memory, return its raw deflate stream, inline.
 
     Equals deflate_raw([data]) whenever data fits in one block, so callers may deflate small
@@ -194,17 +224,40 @@ def deflate_bytes(data: bytes, *, level: int) -> bytes:
     return _deflate_block(engine_for(level), data, b"", True)
 
 
-def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[tuple[Block, bool]]:
-    """Given chunks of any sizes, return (block, is_last) pairs of exactly `size` bytes.
+@dataclass(frozen=True, slots=True)
+class Deflated:
+    """A block's deflate output, with the CRC-32 and length of the input it came from."""
+
+    data: bytes
+    crc: int
+    size: int
+
+
+def _joined(pieces: Sequence[Block]) -> Block:
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def deflate_job(engine: Engine, pieces: Sequence[Block], zdict: Sequence[Block], last: bool) -> Deflated:
+    """Given a block (in pieces) and the 32 KiB before it, return its deflate output and CRC.
+
+    Runs on a worker: joining a block that spans chunks, its CRC and its deflate all happen
+    there, off the thread that reads the input and sends the output.
+    """
+    block = _joined(pieces)
+    return Deflated(_deflate_block(engine, block, _joined(zdict), last), isal_zlib.crc32(block),
+                    len(block))
+
+
+def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[tuple[list[memoryview], bool]]:
+    """Given chunks of any sizes, return (pieces, is_last) pairs of blocks of exactly `size` bytes.
 
     A full block is held back until one more byte arrives, so the last block is always known
-    as such (and the stream ends with Z_FINISH) whatever the chunk boundaries are.  A block
-    inside one chunk is a view of it, not a copy; only a block that spans chunks is joined
-    (copying every byte twice cost the reading thread ~0.4 s of CPU per GB).
+    as such (and the stream ends with Z_FINISH) whatever the chunk boundaries are.  A block is
+    a list of views of the chunks that hold it, never a copy here.
     """
     parts: list[memoryview] = []  # the block being filled
     have = 0
-    full: Block | None = None  # a whole block, waiting to learn whether it is the last
+    full: list[memoryview] | None = None  # a whole block, waiting to learn whether it is the last
     for chunk in chunks:
         # bytes never change under a view; anything else is copied once so it cannot.
         view = memoryview(chunk if isinstance(chunk, bytes) else bytes(chunk))
@@ -217,9 +270,20 @@ def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[tuple[Block, bool]]:
             have += take
             view = view[take:]
             if have == size:
-                full = parts[0] if len(parts) == 1 else b"".join(parts)
-                parts, have = [], 0
-    yield (full, True) if full is not None else (b"".join(parts), True)
+                full, parts, have = parts, [], 0
+    yield (full, True) if full is not None else (parts, True)
+
+
+def _tail(pieces: list[memoryview], size: int) -> list[memoryview]:
+    """Given a block's pieces, return views of its last `size` bytes (the next block's dictionary)."""
+    tail: list[memoryview] = []
+    for piece in reversed(pieces):
+        if size <= 0:
+            break
+        tail.append(piece[-size:])
+        size -= len(tail[-1])
+    tail.reverse()
+    return tail
 
 
 def _check_block_size(block_size: int) -> None:
@@ -228,60 +292,59 @@ def _check_block_size(block_size: int) -> None:
         raise ValueError(f"block_size must be at least {WINDOW}, not {block_size!r}")
 
 
-def deflate_raw(
-    chunks: Iterable[bytes], *, level: int, pool: Pool, block_size: int = DEFAULT_BLOCK
-) -> Stream:
-    """Given the input as chunks of any sizes, return one raw deflate stream of it, block by block.
+def window(pool: Pool, block_size: int = DEFAULT_BLOCK) -> int:
+    """Given the pool, return how many bytes of input a stream keeps in flight on it at most."""
+    return pool.workers * AHEAD * block_size
 
-    Call it from a worker thread, never from the event loop.  At most pool.workers * 2 blocks
-    are in the pool at once, and input is read only as output is taken (the backpressure).
-    Raises ValueError for a level outside 1..9 or a block_size under 32 KiB.
+
+def deflate_items(
+    chunks: Iterable[bytes], *, level: int, pool: Pool, crc: Crc, block_size: int = DEFAULT_BLOCK
+) -> Iterator[Item]:
+    """Given the input as chunks, return the items of one raw deflate stream of it (see ordered).
+
+    Each block is a Task on the pool; crc takes in each block's CRC as its output is taken.
+    An input of one block is deflated in turn on the taking thread: the pool would only add a
+    hand-off.  Raises ValueError for a level outside 1..9 or a block_size under 32 KiB.
     """
     engine = engine_for(level)
     _check_block_size(block_size)
-    blocks = _blocks(chunks, block_size)
-    if pool.on_worker():
-        # A pool thread waiting on its own pool could deadlock it: stay sequential and inline.
-        return _deflate_inline(engine, blocks)
-    return _deflate_pipelined(engine, blocks, pool)
+    return _deflate_items(engine, _blocks(chunks, block_size), pool, crc)
 
 
-def _deflate_inline(engine: Engine, blocks: Iterator[tuple[Block, bool]]) -> Stream:
-    """Given blocks, return their deflate output compressed one after another in this thread."""
-    zdict: Block = b""
-    for block, last in blocks:
-        yield _deflate_block(engine, block, zdict, last)
-        zdict = block[-WINDOW:]
+def _deflate_items(engine: Engine, blocks: Iterator[tuple[list[memoryview], bool]], pool: Pool,
+                   crc: Crc) -> Iterator[Item]:
+    def take(done: Deflated) -> tuple[bytes]:
+        crc.combine(done.crc, done.size)
+        return (done.data,)
+
+    zdict: list[memoryview] = []
+    for index, (pieces, last) in enumerate(blocks):
+        if last and index == 0:
+            yield _inline(take, partial(deflate_job, engine, pieces, zdict, last))
+            return
+        future = pool.submit(deflate_job, engine, pieces, zdict, last)
+        yield Task(future, take, sum(map(len, pieces)))
+        zdict = _tail(pieces, WINDOW)
 
 
-def _deflate_pipelined(engine: Engine, blocks: Iterator[tuple[Block, bool]], pool: Pool) -> Stream:
-    """Given blocks, return their deflate output in order, compressing up to workers*2 at once."""
-    limit = pool.workers * 2
-    pending: deque[Future[bytes]] = deque()
-    zdict: Block = b""
-    try:
-        for block, last in blocks:
-            if last and not pending:
-                # Nothing else to wait for (a tiny input, or the tail): the pool would only add
-                # a hand-off, as this thread would wait for it anyway.
-                yield _deflate_block(engine, block, zdict, last)
-                return
-            pending.append(pool.submit(_deflate_block, engine, block, zdict, last))
-            zdict = block[-WINDOW:]
-            while pending and (len(pending) >= limit or pending[0].done()):
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        _abandon(pending)
+def _inline(take: Callable[[Deflated], tuple[bytes]], job: Callable[[], Deflated]) -> Later:
+    """Given a job and what its result becomes, return it as output made in turn, on this thread."""
+    return Later(lambda: take(job()))
 
 
-def _abandon(pending: deque[Future[bytes]]) -> None:
-    """Given futures no one will read, cancel the queued ones and wait for the running ones."""
-    for future in pending:
-        future.cancel()
-    wait(pending)
-    pending.clear()
+def deflate_raw(
+    chunks: Iterable[bytes], *, level: int, pool: Pool, block_size: int = DEFAULT_BLOCK,
+    crc: Crc | None = None,
+) -> Stream:
+    """Given the input as chunks of any sizes, return one raw deflate stream of it, block by block.
+
+    Call it from a worker thread, never from the event loop.  At most `window(pool)` bytes of
+    input are in flight, and input is read only as output is taken (the backpressure); crc, if
+    given, holds the input's CRC-32 and size once the stream is done.  Raises ValueError for a
+    level outside 1..9 or a block_size under 32 KiB.
+    """
+    items = deflate_items(chunks, level=level, pool=pool, crc=crc or Crc(), block_size=block_size)
+    return in_order(items, limit=window(pool, block_size))
 
 
 class Crc:
@@ -298,12 +361,10 @@ class Crc:
         self.value = isal_zlib.crc32(data, self.value)
         self.size += len(data)
 
-
-def _through_crc(chunks: Iterable[bytes], crc: Crc) -> Iterator[bytes]:
-    """Given chunks, return them unchanged while folding each into crc."""
-    for chunk in chunks:
-        crc.update(chunk)
-        yield chunk
+    def combine(self, crc: int, size: int) -> None:
+        """Given the CRC-32 and size of the next piece of data, fold them in (no data needed)."""
+        self.value = isal_zlib.crc32_combine(self.value, crc, size)
+        self.size += size
 
 
 def _gzip_header(mtime: int, filename: str | None, level: int) -> bytes:
@@ -348,7 +409,7 @@ def gzip_stream(
     Raises ValueError as deflate_raw does.
     """
     crc = Crc()
-    body = deflate_raw(_through_crc(chunks, crc), level=level, pool=pool, block_size=block_size)
+    body = deflate_raw(chunks, level=level, pool=pool, block_size=block_size, crc=crc)
     return _gzip_member(_gzip_header(mtime, filename, level), body, crc)
 
 

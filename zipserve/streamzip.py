@@ -1,18 +1,17 @@
 """ZIP with deflated entries, written front to back (its size is not known before).
 
-Independent small entries are read ahead and compressed in parallel on the
-compression pool, a bounded window at a time; large entries are compressed
-block-parallel by the engine. Entries whose CRC and compressed size are known
-before their header (small ones, stored ones) carry them in the local header;
-only large deflated entries need a data descriptor (APPNOTE 4.3.9).
+Every entry becomes items of one ordered window on the compression pool (see ordered.py):
+small entries are read whole and compressed as one task each, large entries block by block,
+and the window runs across entries, so the workers stay busy from one file to the next.
+Entries whose CRC and compressed size are known before their header (small ones, stored
+ones) carry them in the local header; only large deflated entries need a data descriptor
+(APPNOTE 4.3.9).  Offsets and central records are taken as each entry's turn comes.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,11 +20,14 @@ from .crc import crc32
 from .errors import SourceChanged
 from .formats import zip
 from .node import Entry
+from .ordered import Item, Later, Task, in_order
 from .selection import Options
 from .source import Direct, Reader, Span
 
 if TYPE_CHECKING:
     from .encode import Encoder
+
+OVERHEAD = 4096  # the weight of an entry in the window beyond its bytes: many tiny ones count
 
 
 @dataclass
@@ -40,11 +42,25 @@ class Small:
 def prepare_small(data: bytes, level: int, auto: bool) -> Small:
     """Given a small file's bytes, return it CRC'd and deflated unless auto finds it does not shrink.
 
-    Runs on a compression worker; depends only on the bytes and options.
+    Runs on a compression worker; depends only on the bytes and options.  Under auto the test
+    is whether fast deflate saves a few percent: ISA-L levels deflate once and look at what
+    they saved, slower levels are spared by a fast trial first.
     """
-    if auto and not compress.shrinks(data):
+    fast = compress.engine_for(level).name == "isal"
+    if auto and not fast and not compress.shrinks(data):
         return Small(data, crc32(data), None)
-    return Small(data, crc32(data), compress.deflate_bytes(data, level=level))
+    deflated = compress.deflate_bytes(data, level=level)
+    if auto and fast and not compress.saves(deflated, data):
+        return Small(data, crc32(data), None)
+    return Small(data, crc32(data), deflated)
+
+
+@dataclass
+class Place:
+    """Where an entry's local header and data start in the archive, known when its turn comes."""
+
+    offset: int = 0
+    data: int = 0
 
 
 class StreamedZip:
@@ -53,76 +69,58 @@ class StreamedZip:
     def __init__(self, encoder: Encoder, entries: tuple[Entry, ...], options: Options) -> None:
         self.enc, self.entries, self.options = encoder, entries, options
         self.auto = options.compression == "auto"
-        self.window = 2 * encoder.pool.workers + 2
         self.reader: Reader = Direct(encoder.root)
+        self.records: list[bytes] = []
+        self.pos = 0  # bytes sent so far
 
     def __iter__(self) -> Iterator[bytes]:
-        records: list[bytes] = []
-        pos = 0
         # Small files are read whole: an object store fetches them a window ahead.
         self.reader = self.enc.root.prefetch(self._whole_reads())
         try:
-            for entry, small in self._read_ahead():
-                for chunk, record in self._entry(entry, small, pos):
-                    if record is not None:
-                        records.append(record)
-                    pos += len(chunk)
-                    yield chunk
+            for chunk in in_order(self._items(), limit=compress.window(self.enc.pool)):
+                self.pos += len(chunk)
+                yield chunk
         finally:
             self.reader.close()
-        cd = b"".join(records)
+        cd = b"".join(self.records)
         yield cd
-        yield zip.end_records(len(records), pos, len(cd))
+        yield zip.end_records(len(self.records), self.pos, len(cd))
 
-    def _read_ahead(self) -> Iterator[tuple[Entry, Future[Small] | None]]:
-        """Yield entries in order, small deflatable ones already read and submitted for compression."""
-        pending: deque[tuple[Entry, Future[Small] | None]] = deque()
-        try:
-            for entry in self.entries:
-                pending.append((entry, self._submit(entry)))
-                if len(pending) > self.window:
-                    yield pending.popleft()
-            while pending:
-                yield pending.popleft()
-        finally:
-            for _, future in pending:
-                if future is not None:
-                    future.cancel()
+    def _items(self) -> Iterator[Item]:
+        """Yield every entry's items in order, submitting their work to the pool on the way."""
+        for entry in self.entries:
+            size = entry.node.size
+            if entry.deflate and 0 < size <= compress.DEFAULT_BLOCK:
+                yield self._small(entry)
+            elif entry.deflate and size:
+                yield from self._large(entry)
+            else:
+                yield from self._stored(entry)
 
     def _whole_reads(self) -> Iterator[Span]:
-        """Yield the files read whole in one go (by _submit and _stored), in entry order."""
+        """Yield the files read whole in one go (by _small and _stored), in entry order."""
         for entry in self.entries:
             size = entry.node.size
             if size and (size <= compress.DEFAULT_BLOCK if entry.deflate else size <= self.enc.hold):
                 yield entry.node, 0, size
 
-    def _submit(self, entry: Entry) -> Future[Small] | None:
-        if not entry.deflate or not 0 < entry.node.size <= compress.DEFAULT_BLOCK:
-            return None
-        data = b"".join(self.reader.read(entry.node, 0, entry.node.size, entry.node.size))
-        return self.enc.pool.submit(prepare_small, data, self.options.level, self.auto)
-
-    def _entry(self, entry: Entry, small: Future[Small] | None,
-               offset: int) -> Iterator[tuple[bytes, bytes | None]]:
-        """Yield (chunk, None) for an entry's bytes, the last chunk paired with its central record."""
+    def _small(self, entry: Entry) -> Task[Small]:
         node = entry.node
-        if small is not None:
-            done = small.result()
+        data = b"".join(self.reader.read(node, 0, node.size, node.size))
+
+        def take(done: Small) -> tuple[bytes, bytes]:
             self.enc.crcs.cache.put(node, done.crc)
             body = done.deflated if done.deflated is not None else done.data
             compressed = len(body) if done.deflated is not None else None
-            head = zip.local_header(entry, done.crc, deflated=compressed is not None,
-                                    compressed=compressed)
-            rec = zip.info(entry, done.crc, deflated=compressed is not None,
-                           compressed=compressed, offset=offset).central_record()
-            yield head, None
-            yield body, rec
-        elif entry.deflate and node.size:
-            yield from self._large(entry, offset)
-        else:
-            yield from self._stored(entry, offset)
+            deflated = compressed is not None
+            self.records.append(zip.info(entry, done.crc, deflated=deflated, compressed=compressed,
+                                         offset=self.pos).central_record())
+            return zip.local_header(entry, done.crc, deflated=deflated, compressed=compressed), body
 
-    def _stored(self, entry: Entry, offset: int) -> Iterator[tuple[bytes, bytes | None]]:
+        future = self.enc.pool.submit(prepare_small, data, self.options.level, self.auto)
+        return Task(future, take, len(data) + OVERHEAD)
+
+    def _stored(self, entry: Entry) -> Iterator[Item]:
         node = entry.node
         if entry.is_dir or node.size == 0:
             chunks: Iterator[bytes] = iter(())
@@ -133,34 +131,44 @@ class StreamedZip:
         else:
             crc = self.enc.crcs.of(node)
             chunks = self.enc.data(node, expected=crc)
-        yield zip.local_header(entry, crc), None
-        yield from ((chunk, None) for chunk in chunks)
-        yield b"", zip.info(entry, crc, offset=offset).central_record()
+        place = Place()
+        yield self._header(place, zip.local_header(entry, crc))
+        yield from chunks
+        yield Later(lambda: self._record(zip.info(entry, crc, offset=place.offset)))
 
-    def _large(self, entry: Entry, offset: int) -> Iterator[tuple[bytes, bytes | None]]:
-        """A large deflatable entry: tried on its first block under auto, then deflated block-parallel."""
+    def _large(self, entry: Entry) -> Iterator[Item]:
+        """A large deflatable entry: tried on its first block under auto, then deflated block by block."""
         node = entry.node
-        first = b"".join(self.enc.root.read(node, 0, compress.DEFAULT_BLOCK, compress.DEFAULT_BLOCK))
-        if self.auto and not compress.shrinks(first):
-            yield from self._stored(entry, offset)
+        chunks = self.enc.data_from(node, 0)
+        first = next(chunks)
+        if self.auto and not compress.worth_deflating(memoryview(first)[:compress.DEFAULT_BLOCK]):
+            chunks.close()
+            yield from self._stored(entry)
             return
-        crc = compress.Crc()
-        size = 0
-        yield zip.local_header(entry, 0, deflated=True), None
-        chunks = itertools.chain([first], self.enc.data_from(node, len(first)))
-        for out in compress.deflate_raw(_through(chunks, crc), level=self.options.level,
-                                        pool=self.enc.pool):
-            size += len(out)
-            yield out, None
-        if crc.size != node.size:  # the reader checks too; this guards the descriptor's sizes
-            raise SourceChanged(node.shown, "size changed while being sent")
-        self.enc.crcs.cache.put(node, crc.value)
-        descriptor = zip.data_descriptor(crc.value, size, crc.size, zip.needs_zip64_descriptor(entry))
-        yield descriptor, zip.info(entry, crc.value, deflated=True, compressed=size,
-                                   offset=offset, descriptor=True).central_record()
+        crc, place = compress.Crc(), Place()
+        yield self._header(place, zip.local_header(entry, 0, deflated=True))
+        yield from compress.deflate_items(itertools.chain([first], chunks), level=self.options.level,
+                                          pool=self.enc.pool, crc=crc)
 
+        def descriptor() -> tuple[bytes]:
+            if crc.size != node.size:  # the reader checks too; this guards the descriptor's sizes
+                raise SourceChanged(node.shown, "size changed while being sent")
+            self.enc.crcs.cache.put(node, crc.value)
+            size = self.pos - place.data
+            self._record(zip.info(entry, crc.value, deflated=True, compressed=size,
+                                  offset=place.offset, descriptor=True))
+            return (zip.data_descriptor(crc.value, size, crc.size, zip.needs_zip64_descriptor(entry)),)
 
-def _through(chunks: Iterator[bytes], crc: compress.Crc) -> Iterator[bytes]:
-    for chunk in chunks:
-        crc.update(chunk)
-        yield chunk
+        yield Later(descriptor)
+
+    def _header(self, place: Place, header: bytes) -> Later:
+        """Given an entry's place and local header, return the item that sends it and sets the place."""
+        def send() -> tuple[bytes]:
+            place.offset, place.data = self.pos, self.pos + len(header)
+            return (header,)
+        return Later(send)
+
+    def _record(self, info: zip.EntryInfo) -> tuple[()]:
+        """Given an entry's record, keep its central directory record; return no output."""
+        self.records.append(info.central_record())
+        return ()
