@@ -30,7 +30,6 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -104,11 +103,14 @@ from test_formats import (  # noqa: F401  (the archive tests and fixtures, rerun
 )
 
 from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
+from tests.s3.support import body, new_bucket, put_all
 from zipserve import s3 as zs3
 from zipserve.app import create_app
 from zipserve.errors import SourceChanged
 from zipserve.service import Service
 from zipserve.settings import Settings
+
+pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
 
 MiB = 1 << 20
 TIMEOUT = 60
@@ -117,25 +119,6 @@ CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
 
 
 # --- the store --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3(ceph_rgw: CephRgw) -> Iterator[Any]:  # noqa: F811
-    client = ceph_rgw.client(max_pool_connections=16)
-    yield client
-    client.close()
-
-
-def new_bucket(s3: Any) -> str:
-    name = "zs-" + uuid.uuid4().hex[:16]
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-def put_all(s3: Any, bucket: str, objects: dict[str, bytes]) -> None:
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda kv: s3.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]),
-                      objects.items()))
 
 
 def upload_tree(s3: Any, bucket: str, prefix: str, folder: Path) -> None:
@@ -308,14 +291,6 @@ def test_api_lists_a_folder(http: httpx.Client, truth: Truth) -> None:  # noqa: 
 # --- in-process services on a bucket of their own, with the store's requests counted --------
 
 
-@pytest.fixture
-def s3_env(ceph_rgw: CephRgw, monkeypatch: pytest.MonkeyPatch) -> CephRgw:  # noqa: F811
-    """The usual AWS variables, as a server on this store would have them."""
-    for key, value in ceph_rgw.env().items():
-        monkeypatch.setenv(key, value)
-    return ceph_rgw
-
-
 class Requests:
     """Every S3 call a client makes (operation and parameters), seen through boto3's event hooks."""
 
@@ -334,12 +309,12 @@ class Requests:
 
 
 class Fetches:
-    """Counts a source's object fetches (one ranged GET each, body included): running now, at most."""
+    """Counts a source's read-ahead fetches (one ranged GET each, body included): running now, at most."""
 
     def __init__(self, source: Any) -> None:
         self.running = self.peak = self.started = 0
         self._lock = threading.Lock()
-        fetch = source.fetch
+        fetch = source.objects.fetch
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
@@ -351,7 +326,7 @@ class Fetches:
             finally:
                 with self._lock:
                     self.running -= 1
-        source.fetch = counted
+        source.objects.fetch = counted
 
     def settled(self) -> int:
         """Wait (bounded) until no fetch runs and none starts for a while; return how many started."""
@@ -364,30 +339,6 @@ class Fetches:
             if quiet >= 6:
                 break
         return self.started
-
-
-@pytest.fixture
-def services(s3_env: CephRgw) -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
-
-    def make(served: str, **settings: Any) -> Service:
-        svc = Service(Settings(root=served, crc_cache=None, s3_endpoint=s3_env.endpoint,
-                               **settings))
-        made.append(svc)
-        return svc
-    yield make
-    for svc in made:
-        svc.close()
-
-
-def body(svc: Service, paths: list[str], fmt: str, start: int = 0, stop: int | None = None,
-         **options: Any) -> bytes:
-    plan = svc.archive(paths, fmt, **options)
-    chunks = svc.encoder.body(plan, start, stop)
-    try:
-        return b"".join(chunks)
-    finally:
-        chunks.close()  # type: ignore[attr-defined]
 
 
 def test_head_of_a_stored_zip_reads_no_object(s3: Any, s3_env: CephRgw, tmp_path: Path) -> None:
@@ -762,7 +713,8 @@ def test_shared_crc_objects_are_never_served(fleet: tuple[str, dict[str, bytes]]
     svc = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX)
     body(svc, ["."], "zip", compression="store")
     svc.root.crc_store.flush()  # type: ignore[union-attr]
-    assert s3.list_objects_v2(Bucket=bucket, Prefix=CRC_PREFIX)["KeyCount"] == len(objects)
+    # One object per file, and one holding the whole archive's CRCs.
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=CRC_PREFIX)["KeyCount"] == len(objects) + 1
     assert [n.shown for n in svc.listing("")[1]] == ["v"]
     with zipfile.ZipFile(BytesIO(body(svc, ["."], "zip", compression="store"))) as zf:
         assert not [n for n in zf.namelist() if n.startswith(".zipserve")]

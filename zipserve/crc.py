@@ -58,32 +58,47 @@ class CrcCache:
     def get(self, node: Node) -> int | None:
         """Given a file node, return its cached CRC, or None."""
         k = self.key_of(node)
+        value = self._local(k)
+        if value is None and self.shared is not None:
+            value = self.shared.get(k)
+            if value is not None:
+                self._store(k, value)
+        return value
+
+    def _local(self, k: str) -> int | None:
+        """Given a key, return the CRC this machine holds for it (memory, then SQLite), or None."""
         with self._lock:
             if k in self._memory:
                 return self._memory[k]
             row = None
             if self._db is not None:
                 row = self._db.execute("SELECT crc FROM crc2 WHERE k=?", (k,)).fetchone()
-        if row is not None:
-            self._remember(k, int(row[0]))
-            return int(row[0])
-        value = self.shared.get(k) if self.shared is not None else None
-        if value is not None:
-            self._store(k, value)
-        return value
+        if row is None:
+            return None
+        self._remember(k, int(row[0]))
+        return int(row[0])
 
     def warm(self, nodes: Iterable[Node]) -> None:
-        """Given file nodes whose CRCs are needed next, fetch at once those only the shared store has."""
+        """Given the files of a stored ZIP, in order, fetch at once the CRCs only the shared store has.
+
+        The store is asked for the whole archive's CRCs as one object first, then
+        file by file for what is still missing; once every CRC is known, they are
+        shared as one object, so the next cold server asks the store only once.
+        """
         if self.shared is None:
             return
-        with self._lock:
-            missing = [k for k in map(self.key_of, nodes) if k not in self._memory]
-        if self._db is not None:
-            with self._lock:
-                missing = [k for k in missing if self._db.execute(
-                    "SELECT 1 FROM crc2 WHERE k=?", (k,)).fetchone() is None]
-        for k, value in self.shared.get_many(missing).items():
-            self._store(k, value)
+        keys = list(dict.fromkeys(self.key_of(n) for n in nodes if n.size))
+        known = {k: v for k in keys if (v := self._local(k)) is not None}
+        missing = [k for k in keys if k not in known]
+        if missing:
+            found = self.shared.get_archive(keys)
+            found.update(self.shared.get_many([k for k in missing if k not in found]))
+            for k in missing:
+                if k in found:
+                    self._store(k, found[k])
+                    known[k] = found[k]
+        if keys and len(known) == len(keys):
+            self.shared.put_archive(keys, [known[k] for k in keys])
 
     def put(self, node: Node, value: int) -> None:
         """Given a file node and its CRC, store it."""

@@ -12,15 +12,16 @@ Keys are not a tree: a key that is not a safe relative path (``a/../b``,
 back unchanged) or a file key that is also a prefix (``x`` beside ``x/y``) is
 skipped and logged, never served under another name.
 
-Reads: a file's span is fetched as ranged GETs of `part` bytes, `ahead` of them
-in flight on a thread pool and handed out in order, so one stream runs near
-what the store gives while memory stays at `ahead` parts per stream; bodies
-made of many small files fetch whole files a bounded window ahead
-(source.Ahead). Transient errors are retried by botocore's "standard" mode
-before the first byte; a part whose body breaks off is fetched again with the
-same range and If-Match, which yields the same bytes or a 412, never another
-version's. Anything else after the headers raises SourceChanged, so the
-connection is cut.
+Reads (s3read.py): a file's span is fetched as ranged GETs of `part` bytes,
+the one in turn streamed and the next ones fetched ahead on a thread pool,
+within one read-ahead budget per process, so one stream runs near what the
+store gives while memory stays flat however many streams run; bodies made of
+many small files fetch whole files a bounded window ahead (source.Ahead).
+Transient errors are retried by botocore's "standard" mode (with backoff)
+before the response reaches us; a body that breaks off is asked again for its
+missing bytes with the same If-Match, which yields the same bytes or a 412,
+never another version's. Anything else after the headers raises
+SourceChanged, so the connection is cut. Shared CRCs: s3crc.py.
 
 Why boto3 in worker threads (bench/bench_s3_clients.py: Ceph RGW 16 on
 127.0.0.1, 2 cores shared with other jobs, best of 3). One 256 MiB object:
@@ -49,29 +50,21 @@ overlap through the read-ahead above, so the per-request latency is hidden.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
-import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    BadGateway,
-    Forbidden,
-    NotFound,
-    SourceChanged,
-    TooLarge,
-    Unavailable,
-    ZipserveError,
-)
+from .errors import NotFound, TooLarge, ZipserveError
 from .fs import Budget
 from .node import Node, RelPath
+from .s3crc import S3CrcStore
+from .s3errors import refusal
+from .s3read import Objects
 from .selection import parse_path
-from .source import Ahead, Reader, Span
+from .source import Reader, Span
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -79,13 +72,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("zipserve.s3")
 
 FILE_MODE, DIR_MODE = 0o644, 0o755  # objects have no Unix mode: what a fresh checkout would have
-BODY_ATTEMPTS = 3  # fetches of one part whose body breaks off (botocore retries the rest)
 KNOWN_CRC_MIN = 1 << 20  # below this, asking the store for its checksum costs about a read
 SKIP_LOGS = 10  # skipped keys logged one by one per listing; the rest are counted
-RETRYABLE_CODES = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "Throttling",
-                   "ThrottlingException", "RequestLimitExceeded", "503"}
-CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                    "InvalidToken", "TokenRefreshRequired", "AuthorizationHeaderMalformed"}
 
 
 def parse_root(url: str) -> tuple[str, str]:
@@ -152,9 +140,10 @@ def make_client(endpoint: str | None, pool: int) -> Any:
 
     def client(style: str) -> Any:
         config = Config(
-            # Standard mode retries throttling, 5xx and connection errors with backoff,
-            # before a response is handed to us: nothing has been sent to our client yet.
-            retries={"mode": "standard", "max_attempts": 4},
+            # Standard mode retries throttling, 5xx and connection errors with backoff
+            # (up to 1, 2, then 4 s, jittered), before a response is handed to us: nothing
+            # has been sent to our client yet. 4 tries in all ("max_attempts" counts retries).
+            retries={"mode": "standard", "total_max_attempts": 4},
             connect_timeout=5, read_timeout=30, max_pool_connections=pool,
             s3={"addressing_style": style})
         return session.client("s3", endpoint_url=endpoint or None, config=config,
@@ -166,61 +155,6 @@ def make_client(endpoint: str | None, pool: int) -> Any:
         made.close()
         made = client("path")
     return made
-
-
-def is_missing(exc: Exception) -> bool:
-    return _code(exc) in ("NoSuchKey", "NotFound", "404")
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def refusal(exc: Exception, shown: str) -> ZipserveError:
-    """Given a boto3 error met before the first byte, return the SPEC.md refusal it means."""
-    from botocore.exceptions import (  # type: ignore[import-untyped]
-        ClientError,
-        ConnectionError,
-        HTTPClientError,
-        NoCredentialsError,
-    )
-
-    if isinstance(exc, NoCredentialsError):
-        return BadGateway("no credentials for the object store (set AWS_ACCESS_KEY_ID or a profile)")
-    if isinstance(exc, (ConnectionError, HTTPClientError)):  # refused, timeouts, DNS, resets
-        log.warning("object store unreachable: %s", exc)
-        return Unavailable(f"the object store is unreachable ({type(exc).__name__});"
-                           " try again shortly")
-    if not isinstance(exc, ClientError):
-        log.warning("object store request failed: %r", exc)
-        return BadGateway(f"the object store request failed ({type(exc).__name__})")
-    code = _code(exc)
-    if is_missing(exc):
-        return NotFound(f"no such file or folder: {shown}", path=shown)
-    if code in ("AccessDenied", "403", "AllAccessDisabled"):
-        return Forbidden(f"the object store denies access to {shown or 'the served prefix'}",
-                         path=shown)
-    if code in RETRYABLE_CODES:
-        return Unavailable(f"the object store is busy ({code}); try again shortly")
-    if code == "NoSuchBucket":
-        return BadGateway("the served bucket does not exist")
-    if code in CREDENTIAL_CODES:
-        return BadGateway(f"the object store refused zipserve's credentials ({code})")
-    log.warning("object store error for %s: %s", shown, exc)
-    return BadGateway(f"the object store answered an error ({code or 'unknown'})")
-
-
-def changed(exc: Exception) -> str:
-    """Given a boto3 error met while reading a planned object, return why the transfer stops."""
-    code = _code(exc)
-    if code in ("PreconditionFailed", "412"):
-        return "replaced since the request was planned"
-    if is_missing(exc):
-        return "vanished"
-    if code == "InvalidRange":
-        return "shrank since the request was planned"
-    return f"object store read failed ({code or type(exc).__name__})"
 
 
 @dataclass
@@ -243,6 +177,7 @@ class S3Source:
         self.part, self.ahead, self.endpoint = part, ahead, endpoint
         self.whole_read = part  # one GET each: holding one costs no more than reading ahead
         self.pool = ThreadPoolExecutor(max_workers=8 * ahead, thread_name_prefix="zipserve-s3")
+        self.objects = Objects(client, bucket, self._key_of, part=part, ahead=ahead, pool=self.pool)
         self.crc_prefix = crc_prefix
         self.crc_store = S3CrcStore(client, bucket, crc_prefix) if crc_prefix else None
 
@@ -271,6 +206,9 @@ class S3Source:
 
     def _key(self, rel: RelPath) -> str:
         return self.prefix + "/".join(rel)
+
+    def _key_of(self, node: Node) -> str:
+        return self._key(node.path)
 
     def _dir_key(self, rel: RelPath) -> str:
         return self.prefix + "".join(p + "/" for p in rel)
@@ -440,80 +378,15 @@ class S3Source:
     # -- reads ------------------------------------------------------------------------------
 
     def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
-        """Given a planned file and a byte span, yield its bytes; raise SourceChanged.
-
-        Ranged GETs of `part` bytes, `ahead` in flight, handed out in order.
-        """
-        spans = [(lo, min(lo + self.part, stop)) for lo in range(start, stop, self.part)]
-        if len(spans) <= 1:  # one GET: no need for another thread
-            return iter(self.fetch(node, start, stop, chunk) if start < stop else ())
-        return self._parts(node, spans, chunk)
-
-    def _parts(self, node: Node, spans: list[tuple[int, int]], chunk: int) -> Iterator[bytes]:
-        todo = iter(spans)
-        pending: deque[Future[list[bytes]]] = deque()
-        try:
-            for lo, hi in todo:
-                pending.append(self.pool.submit(self.fetch, node, lo, hi, chunk))
-                if len(pending) >= self.ahead:
-                    break
-            while pending:
-                chunks = pending.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:  # keep `ahead` in flight while this part is sent
-                    pending.append(self.pool.submit(self.fetch, node, *nxt, chunk))
-                yield from chunks
-        finally:
-            for future in pending:
-                future.cancel()
-
-    def fetch(self, node: Node, start: int, stop: int, chunk: int = 1 << 20) -> list[bytes]:
-        """Given a planned file and a span, return its bytes by one ranged GET; raise SourceChanged."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        for attempt in range(1, BODY_ATTEMPTS + 1):
-            try:
-                response = self.client.get_object(
-                    Bucket=self.bucket, Key=self._key(node.path), IfMatch=node.version,
-                    Range=f"bytes={start}-{stop - 1}")
-            except ClientError as exc:
-                raise SourceChanged(node.shown, changed(exc)) from None
-            except BotoCoreError as exc:
-                raise SourceChanged(node.shown, f"object store unreachable ({type(exc).__name__})"
-                                    ) from None
-            total = str(response.get("ContentRange", "")).rpartition("/")[2]
-            if total != str(node.size):
-                response["Body"].close()
-                raise SourceChanged(node.shown, "size changed since the request was planned")
-            try:
-                return self._body(response["Body"], stop - start, chunk, node)
-            except (BotoCoreError, OSError) as exc:
-                # The same range with the same If-Match gives the same bytes or a 412:
-                # fetching it again can never mix versions, and none of it was sent yet.
-                if attempt == BODY_ATTEMPTS:
-                    raise SourceChanged(node.shown, f"object store read failed ({exc})") from None
-                log.warning("fetching %s again after a broken read: %s", node.shown, exc)
-        raise AssertionError("unreachable")
-
-    def _body(self, body: Any, size: int, chunk: int, node: Node) -> list[bytes]:
-        chunks, got = [], 0
-        with body:
-            while got < size:
-                data = body.read(min(chunk, size - got))
-                if not data:
-                    break
-                chunks.append(data)
-                got += len(data)
-        if got != size:
-            raise SourceChanged(node.shown, "shorter than planned")
-        return chunks
-
-    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> None:
-        return None  # object bytes always pass through the process
+        """Given a planned file and a byte span, yield its bytes; raise SourceChanged."""
+        return self.objects.read(node, start, stop, chunk)
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
-        return Ahead(self, spans, self.fetch, self.pool, largest=self.part,
-                     max_spans=8 * self.ahead, max_bytes=self.ahead * self.part)
+        return Settling(self.objects.prefetch(spans), self.crc_store)
+
+    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> None:
+        """Return None: an object is no local file a Wire could send unread."""
+        return None
 
     def known_crc(self, node: Node) -> int | None:
         """Given a big file, return the store's CRC-32 of the whole object, when it keeps one."""
@@ -527,79 +400,16 @@ class S3Source:
         return crc_from_checksum(head.get("ChecksumCRC32"), head.get("ChecksumType"))
 
 
-class S3CrcStore:
-    """CRCs kept as tiny objects under a prefix of the bucket, shared by every server.
+class Settling:
+    """A body's Reader that, when the body ends, lets the shared CRC store write what it learned."""
 
-    One object per file version: ``<prefix><sha256 of the cache key>`` holding
-    "crc32-hex cache-key". Written in the background after a CRC is learned (a
-    failed write is logged once and costs only a later recomputation); read
-    when the local cache misses, so a resume landing on a cold machine does not
-    read every object again to rebuild its headers.
-    """
+    def __init__(self, reader: Reader, store: S3CrcStore | None) -> None:
+        self.reader, self.store = reader, store
 
-    PENDING = 256  # background writes queued at most; past it, writes wait
-
-    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
-        self.client, self.bucket, self.prefix = client, bucket, prefix
-        # Tiny objects: their GETs are all latency, so many run at once (a resume warms every CRC).
-        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="zipserve-crc")
-        self._room = threading.BoundedSemaphore(self.PENDING)
-        self._warned: set[str] = set()
-
-    def _object(self, key: str) -> str:
-        return self.prefix + hashlib.sha256(key.encode()).hexdigest()
-
-    def get(self, key: str) -> int | None:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
-            with response["Body"] as body:
-                text = body.read(4096).decode("utf-8", "replace")
-        except Exception as exc:
-            if not is_missing(exc):
-                self._warn("read", exc)
-            return None
-        value, _, stored = text.partition(" ")
-        if stored.strip() != key or len(value) != 8:
-            return None
-        try:
-            return int(value, 16)
-        except ValueError:
-            return None
-
-    def get_many(self, keys: list[str]) -> dict[str, int]:
-        found = self.pool.map(self.get, keys)
-        return {k: v for k, v in zip(keys, found, strict=True) if v is not None}
-
-    def put(self, key: str, value: int) -> None:
-        self._room.acquire()
-        self.pool.submit(self._put, key, value).add_done_callback(lambda _: self._room.release())
-
-    def _put(self, key: str, value: int) -> None:
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._object(key),
-                                   Body=f"{value:08x} {key}\n".encode(), ContentType="text/plain")
-        except Exception as exc:
-            self._warn("write", exc)
-
-    def forget(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
-        except Exception as exc:
-            self._warn("delete", exc)
-
-    def _warn(self, what: str, exc: Exception) -> None:
-        kind = f"{what}|{_code(exc) or type(exc).__name__}"
-        if kind not in self._warned:  # once per kind: a read-only store would flood the log
-            self._warned.add(kind)
-            log.warning("shared CRC cache: %s failed (%s); CRCs are computed instead", what, exc)
-
-    def flush(self) -> None:
-        """Wait until every queued write has been made."""
-        for _ in range(self.PENDING):
-            self._room.acquire()
-        for _ in range(self.PENDING):
-            self._room.release()
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        return self.reader.read(node, start, stop, chunk)
 
     def close(self) -> None:
-        self.flush()
-        self.pool.shutdown(wait=True)
+        self.reader.close()
+        if self.store is not None:
+            self.store.settle()

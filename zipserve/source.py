@@ -36,7 +36,15 @@ class CrcStore(Protocol):
 
     def get_many(self, keys: list[str]) -> dict[str, int]: ...
 
+    def get_archive(self, keys: list[str]) -> dict[str, int]:
+        """Given a stored ZIP's file keys, in order, return every CRC of them kept as one, or {}."""
+        ...
+
     def put(self, key: str, value: int) -> None: ...
+
+    def put_archive(self, keys: list[str], values: list[int]) -> None:
+        """Given every CRC of a stored ZIP's files, in order, keep them as one (for get_archive)."""
+        ...
 
     def forget(self, key: str) -> None: ...
 
@@ -130,45 +138,63 @@ def span_key(node: Node, start: int, stop: int) -> tuple[RelPath, str, int, int,
     return node.path, node.version, node.size, start, stop
 
 
+class Budgeted(Protocol):
+    """A reader's part of a memory budget for bytes fetched ahead (see s3read.Share)."""
+
+    def take(self, size: int) -> bool: ...
+
+    def give(self, size: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Ahead:
     """A Reader that fetches the small spans a body will read, a bounded window ahead of it.
 
     Each object read costs a round trip to the store; many small files read one
     after the other would spend most of their time waiting. Spans are fetched
-    whole on the pool, at most `max_spans` and about `max_bytes` at a time (so
-    memory stays flat), and handed out when the body asks for that very span;
-    any other read (a big file, a span out of turn) goes straight to the source.
-    A fetch that failed raises when its span is read, not before. The window
-    starts at two spans and doubles as spans are taken, so the first byte does
-    not wait behind a whole window of fetches sharing the bandwidth.
+    whole on the pool, at most `max_spans` at a time and as many bytes as the
+    body's `share` of the process's read-ahead budget allows (so memory stays
+    flat however many bodies run), and handed out when the body asks for that
+    very span; any other read (a big file, a span out of turn) goes straight to
+    the source. A fetch that failed raises when its span is read, not before.
+    The window starts at two spans and doubles as spans are taken, so the first
+    byte does not wait behind a whole window of fetches sharing the bandwidth.
     """
 
-    def __init__(self, source: Source, spans: Iterable[Span], fetch: Callable[..., list[bytes]],
-                 pool: Executor, *, largest: int, max_spans: int, max_bytes: int) -> None:
-        self.source, self.fetch, self.pool = source, fetch, pool
-        self.max_spans, self.max_bytes = max_spans, max_bytes
+    def __init__(self, source: Reader, spans: Iterable[Span], fetch: Callable[..., list[bytes]],
+                 pool: Executor, *, largest: int, max_spans: int, share: Budgeted) -> None:
+        self.source, self.fetch, self.pool, self.share = source, fetch, pool, share
+        self.max_spans = max_spans
         self._window = min(2, max_spans)
         self._todo: Iterator[Span] = (s for s in spans if 0 < s[2] - s[1] <= largest)
         self._queued: dict[tuple[RelPath, str, int, int, int], tuple[int, Future[list[bytes]]]] = {}
-        self._bytes = 0
+        self._next: Span | None = None
         self._fill()
 
     def _fill(self) -> None:
-        while len(self._queued) < self._window and self._bytes < self.max_bytes:
-            span = next(self._todo, None)
+        while len(self._queued) < self._window:
+            span = self._next or next(self._todo, None)
             if span is None:
                 return
             key = span_key(*span)
+            size = span[2] - span[1]
             if key not in self._queued:
-                size = span[2] - span[1]
+                if not self.share.take(size):
+                    self._next = span  # fetched when the budget has room again, or read in turn
+                    return
                 self._queued[key] = (size, self.pool.submit(self.fetch, *span))
-                self._bytes += size
+            self._next = None
 
     def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
-        queued = self._queued.pop(span_key(node, start, stop), None)
+        key = span_key(node, start, stop)
+        queued = self._queued.pop(key, None)
         if queued is None:
+            if self._next is not None and span_key(*self._next) == key:
+                self._next = None  # read in turn: no need to fetch it ahead any more
+            self._fill()
             return self.source.read(node, start, stop, chunk)
-        self._bytes -= queued[0]
+        self.share.give(queued[0])
         self._window = min(self.max_spans, 2 * self._window)
         self._fill()
         return iter(queued[1].result())
@@ -178,6 +204,8 @@ class Ahead:
             future.cancel()
         self._queued.clear()
         self._todo = iter(())
+        self._next = None
+        self.share.close()
 
 
 def open_source(settings: Settings) -> Source:

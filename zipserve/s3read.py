@@ -1,0 +1,193 @@
+"""Object bytes for response bodies: ranged GETs with If-Match that pick up where a body broke
+off, and read-ahead within one budget that every stream of the process shares.
+
+A body reads its part in turn straight off the socket, a chunk at a time (the
+store's TCP window paces it), and holds in memory only the parts it fetched
+ahead. Those come out of one budget per process (`--s3-read-ahead` parts in
+all, split evenly between the bodies reading), so a stream alone reads as far
+ahead as before while fifty slow clients hold no more than one would: what a
+slow client leaves waiting is its own chunks, never 4 parts of 8 MiB.
+
+A GET whose body breaks off (reset, cut, timeout) is asked again for the bytes
+still missing, with the same If-Match: the store gives the same version's
+bytes or a 412, never another version's, and nothing of the span has left
+the server yet. After BODY_ATTEMPTS breaks, or on any refusal, SourceChanged
+cuts the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .errors import SourceChanged
+from .node import Node
+from .s3errors import changed
+from .source import Ahead, Reader, Span
+
+log = logging.getLogger("zipserve.s3")
+
+BODY_ATTEMPTS = 3  # GETs of one span whose body breaks off (botocore retries the requests themselves)
+BACKOFF = 0.1  # seconds before the first re-fetch, doubled each time, with jitter
+
+
+class AheadBudget:
+    """Bytes fetched ahead of the bodies of one process and not yet taken: at most `total` in all."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used, self.readers = total, 0, 0
+        self.lock = threading.Lock()
+
+    def share(self) -> Share:
+        """Return a new reader's part of the budget (an even split of it between open readers)."""
+        with self.lock:
+            self.readers += 1
+        return Share(self)
+
+
+class Share:
+    """One reader's part of an AheadBudget: take before fetching ahead, give back once taken."""
+
+    def __init__(self, budget: AheadBudget) -> None:
+        self.budget, self.held, self.open = budget, 0, True
+
+    def take(self, size: int) -> bool:
+        """Given a span's size, reserve it and return True, or False when over the share or the budget."""
+        b = self.budget
+        with b.lock:
+            fair = b.total // max(1, b.readers)
+            if not self.open or self.held + size > fair or b.used + size > b.total:
+                return False
+            self.held += size
+            b.used += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self.budget.lock:
+            size = min(size, self.held)
+            self.held -= size
+            self.budget.used -= size
+
+    def close(self) -> None:
+        """Give back everything held and leave the split (idempotent)."""
+        with self.budget.lock:
+            if self.open:
+                self.open = False
+                self.budget.used -= self.held
+                self.budget.readers -= 1
+                self.held = 0
+
+
+def backoff(failures: int) -> float:
+    """Given how many times a body broke off, return the seconds to wait before asking again."""
+    return float(BACKOFF * 2 ** (failures - 1) * random.uniform(0.5, 1.0))
+
+
+class Objects:
+    """The bytes of planned objects under one bucket, each GET pinned to the planned ETag."""
+
+    def __init__(self, client: Any, bucket: str, key_of: Callable[[Node], str], *, part: int,
+                 ahead: int, pool: ThreadPoolExecutor) -> None:
+        self.client, self.bucket, self.key_of = client, bucket, key_of
+        self.part, self.ahead, self.pool = part, ahead, pool
+        self.budget = AheadBudget(ahead * part)
+
+    def stream(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        """Given a planned file and a span, yield its bytes as they arrive; raise SourceChanged.
+
+        A body that breaks off is asked again from the first missing byte.
+        """
+        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
+
+        done, failures = start, 0
+        while done < stop:
+            body = self._open(node, done, stop)
+            try:
+                with body:
+                    while done < stop:
+                        data = body.read(min(chunk, stop - done))
+                        if not data:
+                            raise SourceChanged(node.shown, "shorter than planned")
+                        done += len(data)
+                        yield data
+            except (BotoCoreError, OSError) as exc:
+                failures += 1
+                if failures >= BODY_ATTEMPTS:
+                    raise SourceChanged(node.shown, f"object store read failed ({exc})") from None
+                log.warning("%s: the store's body broke off at byte %d (%s); asking again for"
+                            " bytes %d-%d", node.shown, done, exc, done, stop - 1)
+                time.sleep(backoff(failures))
+
+    def _open(self, node: Node, start: int, stop: int) -> Any:
+        """Given a planned file and a span, return the body of a ranged GET of it; raise SourceChanged."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self.key_of(node), IfMatch=node.version,
+                Range=f"bytes={start}-{stop - 1}")
+        except ClientError as exc:
+            raise SourceChanged(node.shown, changed(exc)) from None
+        except BotoCoreError as exc:
+            raise SourceChanged(node.shown, f"object store unreachable ({type(exc).__name__})"
+                                ) from None
+        if response.get("ContentRange") != f"bytes {start}-{stop - 1}/{node.size}":
+            response["Body"].close()
+            raise SourceChanged(node.shown, "size changed since the request was planned")
+        return response["Body"]
+
+    def fetch(self, node: Node, start: int, stop: int, chunk: int = 1 << 20) -> list[bytes]:
+        """Given a planned file and a span, return all its bytes (for read-ahead); raise SourceChanged."""
+        return list(self.stream(node, start, stop, chunk))
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        """Given a planned file and a byte span, yield its bytes; raise SourceChanged.
+
+        Spans of `part` bytes: the one in turn streamed, the next ones fetched
+        ahead as far as this reader's share of the budget allows.
+        """
+        spans = [(lo, min(lo + self.part, stop)) for lo in range(start, stop, self.part)]
+        if len(spans) <= 1:
+            return self.stream(node, start, stop, chunk)
+        return self._parts(node, spans, chunk)
+
+    def _parts(self, node: Node, spans: list[tuple[int, int]], chunk: int) -> Iterator[bytes]:
+        share = self.budget.share()
+        fetched: dict[int, Future[list[bytes]]] = {}
+        try:
+            for i, (lo, hi) in enumerate(spans):
+                self._top_up(node, spans, i + 1, fetched, share, chunk)
+                future = fetched.pop(i, None)
+                if future is None:
+                    yield from self.stream(node, lo, hi, chunk)
+                else:
+                    yield from future.result()
+                    share.give(hi - lo)
+        finally:
+            for future in fetched.values():
+                future.cancel()
+            share.close()
+
+    def _top_up(self, node: Node, spans: list[tuple[int, int]], first: int,
+                fetched: dict[int, Future[list[bytes]]], share: Share, chunk: int) -> None:
+        """Fetch the spans after the one in turn, in order, while the share allows (at most `ahead`)."""
+        for j in range(first, min(first + self.ahead, len(spans))):
+            if j in fetched:
+                continue
+            lo, hi = spans[j]
+            if not share.take(hi - lo):
+                return
+            fetched[j] = self.pool.submit(self.fetch, node, lo, hi, chunk)
+
+    def prefetch(self, spans: Iterable[Span]) -> Reader:
+        """Given the spans a body will read, return a Reader fetching the small ones a window ahead."""
+        return Ahead(self, spans, self.fetch, self.pool, largest=self.part,
+                     max_spans=8 * self.ahead, share=self.budget.share())
+
+    def close(self) -> None:
+        pass
