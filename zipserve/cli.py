@@ -46,7 +46,7 @@ def common_options(f: Any) -> Any:
         click.option("--s3-part-size", type=int, default=8 << 20, show_default=True,
                      help="Bytes per ranged GET."),
         click.option("--s3-read-ahead", type=int, default=4, show_default=True,
-                     help="Ranged GETs in flight per stream."),
+                     help="Parts a stream may fetch ahead; all streams of a process share as many."),
     ]):
         f = opt(f)
     return f
