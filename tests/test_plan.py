@@ -8,7 +8,8 @@ import itertools
 import pytest
 
 from zipserve.errors import BadRequest
-from zipserve.node import Node
+from zipserve.formats import zip
+from zipserve.node import Entry, Node
 from zipserve.plan import MIN_DEFLATE, ArchivePlan, build
 from zipserve.selection import Options, make_selection
 
@@ -295,3 +296,42 @@ def test_etag_differs_between_selections_with_the_same_files() -> None:
     whole = plan_of(["d"], [BASE[2], BASE[3]], "tar")
     one = plan_of(["d/b.jpg"], [BASE[3]], "tar")
     assert whole.etag != one.etag
+
+
+ZIP_SIZE_NODES = [
+    ("a.txt", "file", 0), ("a.txt", "file", 5), ("caf\u00e9/\u00fcber \U0001f600.txt", "file", 7),
+    ("d", "dir", 0), ("\u65e5\u672c", "dir", 0), ("x" * 300, "file", 1),
+    ("big", "file", zip.ZIP64_LIMIT - 1), ("big", "file", zip.ZIP64_LIMIT),
+    ("big", "file", zip.ZIP64_LIMIT + 1), ("big", "file", 1 << 40),
+]
+ZIP_OFFSETS = [0, 1, zip.ZIP64_LIMIT - 1, zip.ZIP64_LIMIT, 1 << 36]
+
+
+@pytest.mark.parametrize(("name", "kind", "size"), ZIP_SIZE_NODES)
+def test_zip_header_sizes_are_the_rendered_lengths(name: str, kind: str, size: int) -> None:
+    node = Node(path=(name,), kind=kind, size=size, mtime_ns=1_700_000_000 * 10**9, mode=0o644,
+                dev=1, ino=2, ctime_ns=0)
+    entry = Entry(name, node)
+    assert zip.local_header_size(entry) == len(zip.local_header(entry, 0x12345678))
+    for offset in ZIP_OFFSETS:
+        record = zip.info(entry, 0xFFFFFFFF, offset=offset).central_record()
+        assert zip.central_record_size(entry, offset) == len(record), offset
+
+
+ZIP_TIMES = [0, -5 * 10**9, 315_532_799 * 10**9, 1_700_000_000_123_456_789, 4_354_819_199 * 10**9,
+             (1 << 33) * 10**9]
+
+
+@pytest.mark.parametrize(("name", "kind", "size"), ZIP_SIZE_NODES)
+@pytest.mark.parametrize("mtime_ns", ZIP_TIMES)
+def test_stored_zip_records_are_zipstream_ngs_bytes(name: str, kind: str, size: int,
+                                                     mtime_ns: int) -> None:
+    for mode in (0o644, 0o755, 0o4777):
+        node = Node(path=(name,), kind=kind, size=size, mtime_ns=mtime_ns, mode=mode, dev=1,
+                    ino=2, ctime_ns=0)
+        entry = Entry(name, node)
+        crc = 0 if kind == "dir" else 0x89ABCDEF
+        assert zip.stored_local_header(entry, crc) == bytes(zip.local_header(entry, crc))
+        for offset in ZIP_OFFSETS:
+            rendered = zip.info(entry, crc, offset=offset).central_record()
+            assert zip.stored_central_record(entry, crc, offset) == bytes(rendered)

@@ -88,28 +88,24 @@ class Encoder:
         assert plan.layout is not None
         is_zip = plan.options.format == "zip"
         held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
+        crcs: dict[int, int] = {}  # ZIP: CRCs of the headers sent whose data comes next
         reader = self.root.prefetch(data_spans(plan, start, stop))
         warm = is_zip
         try:
             for piece, lo, hi in plan.layout.overlapping(start, stop):
-                if is_zip and piece.kind == "head" and self._hold(plan.entries[piece.index]) \
-                        and stop >= piece.start + piece.size + plan.entries[piece.index].node.size:
-                    held[piece.index] = b"".join(self.data(plan.entries[piece.index].node,
-                                                           learn=True, reader=reader))
                 if piece.kind == "data":
+                    known = crcs.pop(piece.index, None)
                     if piece.index in held:
                         yield held.pop(piece.index)[lo:hi]
-                        continue
-                    node = plan.entries[piece.index].node
-                    # Only a whole read can be checked against the header's CRC.
-                    whole = is_zip and lo == 0 and hi == node.size
-                    part = self._part(node, lo, hi, exact=whole) if parts else None
-                    if part is not None:
-                        yield part
-                        continue
-                    expected = self.crcs.of(node) if whole else None
-                    yield from self.data(node, lo, hi, expected=expected, learn=True,
-                                         reader=reader)
+                    else:
+                        yield from self._data(plan, piece.index, lo, hi, known, parts, reader)
+                elif is_zip and piece.kind == "head":
+                    entry = plan.entries[piece.index]
+                    # The file's data is in this body, so it may be read now, once, for both.
+                    whole = stop >= piece.start + piece.size + entry.node.size
+                    crc = crcs[piece.index] = self._head_crc(entry, whole, held, piece.index,
+                                                             reader)
+                    yield zip.stored_local_header(entry, crc)[lo:hi]
                 else:
                     if warm and piece.kind == "cd":
                         # A resume may start past every header: fetch the CRCs another
@@ -120,20 +116,43 @@ class Encoder:
         finally:
             reader.close()
 
-    def _part(self, node: Node, lo: int, hi: int, *, exact: bool) -> FilePart | None:
-        """Given a data span of a sized body, return it as a FilePart, or None to read it here.
+    def _data(self, plan: ArchivePlan, index: int, lo: int, hi: int, known: int | None,
+              parts: bool, reader: Reader) -> Iterator[bytes | FilePart]:
+        """Given a data piece of a sized body (and its ZIP header's CRC), yield its bytes or a FilePart.
 
-        Read here: small spans (joined with their neighbours), and a whole file
-        whose CRC is still unknown (a tar's read teaches it, for later ZIPs).
+        A whole ZIP entry read here is checked against its header's CRC; one
+        sent as a FilePart trusts the cache's ctime key (see fs.Root.send).
         """
-        if hi - lo < BIG or (hi - lo == node.size and self.crcs.cache.get(node) is None):
-            return None
-        return self.root.file_part(node, lo, hi, exact=exact)
+        node = plan.entries[index].node
+        whole = lo == 0 and hi == node.size
+        if plan.options.format == "zip":
+            expected = (known if known is not None else self.crcs.of(node)) if whole else None
+            learned = True  # a stored ZIP's header had the CRC: it is in the cache
+        else:
+            expected = None
+            learned = not whole or self.crcs.cache.get(node) is not None
+        part = self.root.file_part(node, lo, hi, exact=expected is not None) \
+            if parts and hi - lo >= BIG and learned else None
+        if part is not None:
+            return iter((part,))
+        # A tar's whole read teaches the CRC, for later ZIPs.
+        return self.data(node, lo, hi, expected=expected, learn=not learned, reader=reader)
 
-    def _hold(self, entry: Entry) -> bool:
-        """Given a ZIP entry, return whether to read it before its header: small, and its CRC unknown."""
-        return (not entry.is_dir and 0 < entry.node.size <= self.hold
-                and self.crcs.cache.get(entry.node) is None)
+    def _head_crc(self, entry: Entry, whole: bool, held: dict[int, bytes], index: int,
+                  reader: Reader) -> int:
+        """Given a stored ZIP entry whose header is due, return its CRC: cached, else by reading the file.
+
+        A small file whose data is in this body is read once and held for it.
+        """
+        if entry.is_dir or not entry.node.size:
+            return 0
+        cached = self.crcs.cache.get(entry.node)
+        if cached is not None:
+            return cached
+        if whole and entry.node.size <= self.hold:
+            data = held[index] = b"".join(self.data(entry.node, learn=True, reader=reader))
+            return crc32(data)
+        return self.crcs.of(entry.node)
 
     def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
         """Given a metadata piece of a sized plan, return its bytes."""
@@ -149,8 +168,8 @@ class Encoder:
         entry = plan.entries[piece.index]
         crc = self.crcs.of(entry.node) if not entry.is_dir else 0
         if piece.kind == "head":
-            return zip.local_header(entry, crc)
-        return zip.info(entry, crc, offset=plan.layout.offsets[piece.index]).central_record()
+            return zip.stored_local_header(entry, crc)
+        return zip.stored_central_record(entry, crc, plan.layout.offsets[piece.index])
 
     def data(self, node: Node, lo: int = 0, hi: int | None = None, *,
              expected: int | None = None, learn: bool = False,

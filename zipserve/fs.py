@@ -64,7 +64,7 @@ class Root:
         self.path_max = _path_max(self.path)
 
     def _full(self, rel: RelPath) -> str:
-        return os.path.join(self.path, *rel)
+        return self.path + "/" + "/".join(rel) if rel else self.path
 
     def inside(self, real: str) -> bool:
         """Given a real path, return whether it lies in the root (not a sibling sharing its prefix)."""
@@ -172,7 +172,7 @@ class Root:
             log.warning("skipped a name that is not UTF-8 in %s: %r", folder.shown or ".",
                         entry.name.encode("utf-8", "surrogateescape"))
             return None
-        full = os.path.join(self._full(folder.path), entry.name)
+        full = self._full(folder.path + (entry.name,))
         if len(os.fsencode(full)) >= self.path_max:
             # Left out, the archive would look whole without it: refuse the selection.
             raise TooLarge(f"a path in the selection is longer than the system's limit of"
@@ -201,7 +201,9 @@ class Root:
         """Given a planned file Node, return an fd open on that very file and its stat.
 
         Opened with O_NONBLOCK so a FIFO swapped in cannot block, then checked:
-        the same device and inode as planned, and really inside the root.
+        the same device and inode as planned, and really inside the root (the
+        planning stat of a requested path can itself lose a symlink-swap race,
+        so the planned inode alone proves nothing: tests/test_hostile.py).
         """
         try:
             fd = os.open(self._full(node.path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 3x, and a plan makes 3 per file
 class Piece:
     """A span of the archive: ``kind`` is "data" for file bytes, anything else is metadata."""
 

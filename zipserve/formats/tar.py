@@ -55,19 +55,19 @@ def _fields(entry: Entry) -> tuple[bytes, int, int, int, bytes] | None:
 
 _OCTAL11 = 8**11
 _USTAR = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
+_ZERO8 = b"%07o\0" % 0
+# The byte sum of what every ustar block of ours holds besides its variable
+# fields: uid and gid as zeros, the checksum field read as spaces, the magic.
+_FIXED_SUM = 2 * sum(_ZERO8) + 8 * ord(" ") + sum(tarfile.POSIX_MAGIC)
 
 
 def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes:
     """Given the fields, return one ustar header block with its checksum (POSIX.1-1988 layout)."""
-    def octal(value: int, width: int) -> bytes:
-        return b"%0*o\0" % (width - 1, value)
-    zero = octal(0, 8)
-    fields = [name, octal(mode, 8), zero, zero, octal(size, 12), octal(mtime, 12), b" " * 8,
-              kind, b"", tarfile.POSIX_MAGIC, b"", b"", b"", b"", b""]
-    block = _USTAR.pack(*fields)
+    modes, sizes, mtimes = b"%07o\0" % mode, b"%011o\0" % size, b"%011o\0" % mtime
     # The checksum is the byte sum with the checksum field read as spaces.
-    fields[6] = b"%06o\0 " % sum(block)
-    return _USTAR.pack(*fields)
+    check = _FIXED_SUM + sum(name) + sum(modes) + sum(sizes) + sum(mtimes) + kind[0]
+    return _USTAR.pack(name, modes, _ZERO8, _ZERO8, sizes, mtimes, b"%06o\0 " % check, kind, b"",
+                       tarfile.POSIX_MAGIC, b"", b"", b"", b"", b"")
 
 
 def padding(size: int) -> int:
