@@ -58,6 +58,18 @@ def files_from(svc: Service, start: int) -> set[str]:
             for piece, _, _ in plan.layout.overlapping(start, plan.total) if piece.kind == "data"}
 
 
+def test_a_first_download_on_a_cold_fleet_asks_no_crc_and_writes_each_once(
+        bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
+    a = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
+    body(a, ["v"], "zip", compression="store")
+    a.root.crc_store.flush()  # type: ignore[union-attr]
+    asked = faults.requests(in_crc_area(bucket))
+    # Each file is read for its bytes anyway, which gives its CRC: asking first would only wait.
+    assert [s for s in asked if s.method == "GET"] == []
+    puts = [s.target.split("/")[3] for s in asked if s.method == "PUT"]
+    assert len(puts) == FILES + 1 and puts.count("zip") == 1  # one per file, one for the ZIP
+
+
 def test_a_cold_server_resuming_at_90_percent_asks_the_store_once_for_crcs(
         bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
     a = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX)

@@ -56,7 +56,15 @@ class CrcCache:
             self._db = db
 
     def get(self, node: Node) -> int | None:
-        """Given a file node, return its cached CRC, or None."""
+        """Given a file node, return the CRC this machine holds for it, or None (asks no other)."""
+        return self._local(self.key_of(node))
+
+    def fetch(self, node: Node) -> int | None:
+        """Given a file node, return its CRC from this machine, else from the shared store, or None.
+
+        The shared store costs a request: worth it for a file that would be read
+        only to learn its CRC, not for one whose bytes are read anyway.
+        """
         k = self.key_of(node)
         value = self._local(k)
         if value is None and self.shared is not None:
@@ -150,7 +158,7 @@ class Crcs:
         """Given a file node, return its CRC-32; raise SourceChanged if it cannot be read."""
         if node.size == 0:
             return 0
-        cached = self.cache.get(node)
+        cached = self.cache.fetch(node)
         if cached is not None:
             return cached
         known = self.root.known_crc(node)
