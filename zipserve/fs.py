@@ -230,21 +230,39 @@ class Root:
             return True  # no /proc: the device/inode check above still holds
 
     def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
-        """Given a planned file and a byte span, yield its bytes in chunks; raise SourceChanged.
+        """Given a planned file and a byte span, return an iterator of its bytes; raise SourceChanged.
 
         A file that vanished, shrank, grew or changed since planning raises
         instead of yielding bytes that would not match the archive's headers.
+        A span of one chunk is read at once (most files of a tree of small
+        ones: no generator to run); a longer one as it is iterated.
         """
+        if stop - start <= chunk:
+            return iter((self._span(node, start, stop),))
+        return self._chunks(node, start, stop, chunk)
+
+    def _span(self, node: Node, start: int, stop: int) -> bytes:
+        fd, st = self._open(node)
+        try:
+            if not _same(st, node):
+                raise SourceChanged(node.shown, "changed since the request was planned")
+            data = _pread(fd, node, stop - start, start)
+            if len(data) < stop - start:
+                raise SourceChanged(node.shown, "shrank while being sent")
+            if not _same(os.fstat(fd), node):
+                raise SourceChanged(node.shown, "changed while being sent")
+            return data
+        finally:
+            os.close(fd)
+
+    def _chunks(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
         fd, st = self._open(node)
         try:
             if not _same(st, node):
                 raise SourceChanged(node.shown, "changed since the request was planned")
             pos = start
             while pos < stop:
-                try:
-                    data = os.pread(fd, min(chunk, stop - pos), pos)
-                except OSError as exc:
-                    raise SourceChanged(node.shown, f"read failed ({exc.strerror})") from None
+                data = _pread(fd, node, min(chunk, stop - pos), pos)
                 if not data:
                     raise SourceChanged(node.shown, "shrank while being sent")
                 pos += len(data)
@@ -254,7 +272,6 @@ class Root:
                 yield data
         finally:
             os.close(fd)
-
 
     def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> FilePart:
         """Given a planned file and a byte span, return it as a FilePart a body may name (see send)."""
@@ -314,6 +331,20 @@ def _path_max(path: str) -> int:
 def _bounded(shown: str) -> str:
     """Given a shown path, return it cut to a size an error message can carry."""
     return shown if len(shown) <= 200 else "..." + shown[-200:]
+
+
+def _pread(fd: int, node: Node, size: int, offset: int) -> bytes:
+    """Given an open planned file, read up to size bytes at offset (fewer only at its end)."""
+    try:
+        data = os.pread(fd, size, offset)
+        while 0 < len(data) < size:  # a regular file reads short only at its end: make sure
+            more = os.pread(fd, size - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
+    except OSError as exc:
+        raise SourceChanged(node.shown, f"read failed ({exc.strerror})") from None
 
 
 def _same(st: os.stat_result, node: Node) -> bool:

@@ -75,11 +75,12 @@ def wants_deflate(node: Node, name: str, compression: str) -> bool:
 def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) -> list[Entry]:
     """Given walked nodes, return the entries: named, deduplicated, ordered by UTF-8 bytes."""
     seen: dict[str, Entry] = {}
+    zip_format = options.format == "zip"  # only ZIP chooses per entry
     for node in nodes:
         name = "/".join(selection.name_of(node.path))
         if not name or name in seen:
             continue  # the root itself is not an entry; no entry is written twice
-        seen[name] = Entry(name, node, wants_deflate(node, name, options.compression))
+        seen[name] = Entry(name, node, zip_format and wants_deflate(node, name, options.compression))
     return sorted(seen.values(), key=lambda e: e.name.encode("utf-8"))
 
 
