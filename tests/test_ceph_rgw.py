@@ -251,6 +251,17 @@ def test_rgw_16_neither_checks_nor_returns_crc32(s3: Any, bucket: str) -> None:
     assert not any(name.startswith("x-amz-checksum") for name in head["ResponseMetadata"]["HTTPHeaders"])
 
 
+def test_rgw_16_cannot_report_checksums_through_get_object_attributes(s3: Any, bucket: str) -> None:
+    """The other way S3 gives an object's checksum (GetObjectAttributes) is missing too: a 500."""
+    data = b"data"
+    s3.put_object(Bucket=bucket, Key="k", Body=data, ChecksumCRC32=crc32_b64(data))
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["Checksum"])
+    assert status(exc)[0] == 500
+    response, _ = get(s3, bucket, "k", ChecksumMode="ENABLED")
+    assert "ChecksumCRC32" not in response
+
+
 def test_multipart_upload_is_one_object_with_a_dash_n_etag(s3: Any, bucket: str) -> None:
     parts = [os.urandom(5 * MiB), os.urandom(MiB + 7)]
     upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]

@@ -169,6 +169,22 @@ def test_a_get_cut_mid_body_is_asked_again_for_the_rest_and_the_bytes_are_the_sa
     assert again[0].headers["if-match"] == cut[0].headers["if-match"]
 
 
+def test_slowdown_on_a_data_get_is_retried_and_the_bytes_are_the_same(
+        app_client: TestClient, faults: FaultProxy, bucket: tuple[str, dict[str, bytes]]) -> None:
+    done = [0]
+
+    def rule(seen: Seen) -> str:
+        if seen.method == "GET" and seen.target.endswith("/d/big.bin") and done[0] < 2:
+            done[0] += 1
+            return "slowdown"
+        return "pass"
+    faults.rule = rule
+    r = app_client.get("/files/d/big.bin")
+    assert r.status_code == 200
+    assert r.content == bucket[1]["d/big.bin"]
+    assert done[0] == 2
+
+
 @pytest.fixture
 def s3_server_via(ceph_rgw: CephRgw, server_factory: Callable[..., Server]  # noqa: F811
                   ) -> Callable[..., Server]:

@@ -20,8 +20,9 @@ RGW logs one line per request in DIR/log/client.rgw.s3.log ("beast: ... GET /b/k
 What Ceph 16.2 (pacific) answers, checked by tests/test_ceph_rgw.py:
 - CRC32 checksums (x-amz-checksum-crc32): not supported. A PUT carrying one gets 200
   whether the value is right or wrong (never verified), and nothing is stored: HEAD or GET
-  with x-amz-checksum-mode: ENABLED returns no x-amz-checksum-* header. zipserve must not
-  rely on S3 checksums from this store. boto3's own defaults (1.36+ adds CRC32 to uploads)
+  with x-amz-checksum-mode: ENABLED returns no x-amz-checksum-* header, and
+  GetObjectAttributes answers 500. zipserve must not rely on S3 checksums from this store:
+  every CRC comes from its caches or from one read. boto3's own defaults (1.36+ adds CRC32 to uploads)
   work here: over plain HTTP it sends the checksum as a header, not as an aws-chunked
   trailer, and RGW ignores it.
 - If-Match on a ranged GET: the ETag of a replaced object gets 412 PreconditionFailed; the
