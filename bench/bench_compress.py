@@ -1,27 +1,39 @@
 """Compressed archives over HTTP on 127.0.0.1 beside zipstream-ng, tar czf, pigz and zstd, in one run.
 
 Run: python bench/bench_compress.py [--quick] [--dir /tmp/zipserve-bench] [--repeat 3]
-     [--wait-load 1.0]
+     [--slow-repeat 1] [--quiet-below 0.3] [--wait-budget 120]
 
 The mixed tree of bench/trees.py (~1 MiB files, half log text, half random)
 and its text-only half (hard links to the same text files) are each archived
 by zipserve as deflated ZIP (compression=deflate, so every byte is compressed
 as pigz compresses it), tar.gz and tar.zst at levels 1 and 6, fetched with
-curl to /dev/null; and, on the same files: zipstream-ng at level 6 (a script
-streaming ZipStream.from_path(..., ZIP_DEFLATED, compress_level=6) to
-/dev/null, one core, no HTTP), `tar czf -`, `tar cf - | gzip -1`,
-`tar cf - | pigz -1` and `| pigz -6` (both cores), `tar cf - | zstd -T0 -1`
-and `-7`.
+curl to /dev/null (each case from a server of its own); and, on the same files:
+zipstream-ng at level 6 (a script streaming ZipStream.from_path(...,
+ZIP_DEFLATED, compress_level=6) to /dev/null: one core, no HTTP),
+`tar czf -`, `tar cf - | gzip -1`, `tar cf - | pigz -1` and `| pigz -6`
+(both cores), `tar cf - | zstd -T0 -1` and `-7`.  Two more rows show where
+the time goes: ISA-L level 1 alone deflating every 256 KiB block of the tree
+held in memory on two threads (the ceiling: no reading, probing, CRC, framing
+or sending), and zipserve's encoder run in a process of its own without HTTP
+(Service.encoder.batches, what the server does before the socket).
 
 MB/s are 10^6 bytes of file data per second (median of the repeats, the page
 cache warmed right before every run); ratio = archive bytes / file bytes (lower
 is better); CPU s = user + system seconds of the zipserve process (from
-/proc/<pid>/stat) or of the whole pipeline (wait4's rusage of its shell);
-peak RSS = zipserve's VmHWM (a fresh server per case) or the largest process
-of the pipeline; "CPU/B x" = zipstream-ng's CPU seconds over the row's for the
-same bytes, a figure the machine's load disturbs less than MB/s.  The machine
-is shared: the 1-minute load before each run is shown, and --wait-load waits
-(bounded) for a quiet machine first.
+/proc/<pid>/stat), of the whole pipeline (wait4's rusage of its shell), or of
+the timed part of a script; cores = CPU s / wall s; "CPU/B x" = zipstream-ng's
+CPU seconds over the row's for the same bytes; peak RSS = zipserve's VmHWM or
+the pipeline's largest process (the in-memory row holds the whole tree).
+
+The machine is shared: repeats run in rounds (one run of every case, then the
+next round) so a busy spell hits all cases alike; the one-core references
+(zipstream-ng, tar czf, gzip -1: 20-50 s each on the full tree) run only in
+the first --slow-repeat rounds, so the default run ends within 15 minutes.
+Before each run the bench waits (at most 10 s, and at most --wait-budget
+seconds in all) until other processes use under --quiet-below cores; "others"
+is the median CPU (in cores) that other processes used during the row's runs,
+from /proc/stat.  A row whose "others" is high was measured on less than the
+whole machine.
 """
 
 from __future__ import annotations
@@ -38,8 +50,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +61,7 @@ from trees import MTIME, Tree
 MB = 1_000_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 30.0
-LOAD_WAIT_MAX = 900.0  # seconds --wait-load waits at most
+QUIET_WAIT_MAX = 10.0  # seconds one run waits at most for the machine to be quiet
 RATIO_SLACK = 1.02  # "the same ratio": at most 2% more bytes than the reference
 
 ZIPSTREAM_SCRIPT = """
@@ -64,6 +76,44 @@ with open(os.devnull, "wb") as out:
 print(n)
 """
 
+# The ceiling: every 256 KiB block of the tree, read into memory first (not timed), deflated by
+# ISA-L level 1 with its 32 KiB dictionary on two threads, nothing else.  Prints "out s cpu".
+ISAL_SCRIPT = """
+import os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from isal import isal_zlib
+B, W = 256 * 1024, 32 * 1024
+paths = [os.path.join(d, f) for d, _, fs in sorted(os.walk(sys.argv[1])) for f in sorted(fs)]
+data = [open(path, "rb").read() for path in paths]
+jobs = [(v[i:i + B], v[max(0, i - W):i]) for v in map(memoryview, data) for i in range(0, len(v), B)]
+def deflate(job):
+    c = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15, zdict=job[1]) if job[1] else \
+        isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
+    return len(c.compress(job[0])) + len(c.flush(isal_zlib.Z_SYNC_FLUSH))
+cpu, start = time.process_time(), time.perf_counter()
+with ThreadPoolExecutor(2) as pool:
+    out = sum(pool.map(deflate, jobs))
+print(out, time.perf_counter() - start, time.process_time() - cpu)
+"""
+
+# zipserve's encoder in this process, no HTTP: what the server's body costs before sending.
+IN_PROCESS_SCRIPT = """
+import sys, time
+from pathlib import Path
+from zipserve.cli import tune_malloc
+from zipserve.service import Service
+from zipserve.settings import Settings
+tune_malloc()
+tree, fmt, compression, level = Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None, sys.argv[4]
+service = Service(Settings(root=tree.parent, crc_cache=None))
+plan = service.archive([tree.name], fmt, compression=compression, level=level)
+out, cpu, start = 0, time.process_time(), time.perf_counter()
+for batch in service.encoder.batches(plan):
+    out += sum(map(len, batch))
+print(out, time.perf_counter() - start, time.process_time() - cpu)
+service.close()
+"""
+
 
 # --- measuring -------------------------------------------------------------------------------
 
@@ -72,19 +122,19 @@ print(n)
 class Run:
     seconds: float
     out_bytes: int
-    cpu: float
-    load: float
+    cpu: float  # ours: the server's or the pipeline's
+    others: float  # cores used by every other process meanwhile
+    peak: float  # MiB
 
 
 @dataclass
 class Row:
-    """One case on one tree: its runs, and the peak RSS over them (MiB)."""
+    """One case on one tree and its runs."""
 
     key: str
     label: str
     source: int  # bytes of file data in the tree
     runs: list[Run] = field(default_factory=list)
-    peak: float = 0.0
 
     def mbps(self) -> float:
         return statistics.median(self.source / r.seconds for r in self.runs) / MB
@@ -99,21 +149,43 @@ class Row:
     def cpu(self) -> float:
         return statistics.median(r.cpu for r in self.runs)
 
-    def load(self) -> float:
-        return max(r.load for r in self.runs)
+    def cores(self) -> float:
+        return statistics.median(r.cpu / r.seconds for r in self.runs)
+
+    def others(self) -> float:
+        return statistics.median(r.others for r in self.runs)
+
+    def peak(self) -> float:
+        return max(r.peak for r in self.runs)
 
 
-def load1() -> float:
-    return os.getloadavg()[0]
+def machine_busy() -> float:
+    """Return the CPU seconds every process has used so far, from /proc/stat (no idle, no iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
 
 
-def wait_for_load(limit: float | None) -> None:
-    """Given a 1-minute load limit, wait (at most LOAD_WAIT_MAX) until the machine is that quiet."""
-    if limit is None:
-        return
-    deadline = time.monotonic() + LOAD_WAIT_MAX
-    while load1() > limit and time.monotonic() < deadline:
-        time.sleep(10)
+def others_busy(seconds: float = 2.0) -> float:
+    """Return how many cores the machine used over the next `seconds` (this bench being idle)."""
+    before = machine_busy()
+    time.sleep(seconds)
+    return (machine_busy() - before) / seconds
+
+
+class Quiet:
+    """Waits before each run until other processes use fewer than `limit` cores, within a budget."""
+
+    def __init__(self, limit: float, budget: float) -> None:
+        self.limit, self.left = limit, budget
+
+    def wait(self) -> None:
+        """Wait at most QUIET_WAIT_MAX, and never past what is left of the whole bench's budget."""
+        deadline = time.monotonic() + min(QUIET_WAIT_MAX, self.left)
+        started = time.monotonic()
+        while time.monotonic() < deadline and others_busy(1.0) > self.limit:
+            pass
+        self.left = max(0.0, self.left - (time.monotonic() - started))
 
 
 def cpu_of(pid: int) -> float:
@@ -131,8 +203,16 @@ def vm_hwm_mib(pid: int) -> float:
     raise LookupError(f"VmHWM not in /proc/{pid}/status")
 
 
-def run_measured(cmd: Sequence[str], timeout: float) -> tuple[float, str, float, float]:
-    """Given a command, run it to its end; return (wall seconds, stdout, CPU seconds, peak RSS MiB).
+@dataclass
+class Measured:
+    seconds: float
+    out: str
+    cpu: float
+    peak: float  # MiB, the largest process
+
+
+def run_measured(cmd: Sequence[str], timeout: float) -> Measured:
+    """Given a command, run it to its end and return its wall time, stdout, CPU and peak RSS.
 
     CPU and RSS come from wait4: the process and every descendant it waited for (a shell's
     pipeline, tar's gzip).  ru_maxrss is the largest single process among them.
@@ -152,8 +232,8 @@ def run_measured(cmd: Sequence[str], timeout: float) -> tuple[float, str, float,
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}")
-    return seconds, out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}: {out[:200]!r}")
+    return Measured(seconds, out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 # --- zipserve over HTTP ----------------------------------------------------------------------
@@ -202,47 +282,47 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:
     raise RuntimeError(f"zipserve did not answer {url}")
 
 
-def curl(url: str, timeout: float) -> tuple[float, int]:
-    """Given a URL, download it to /dev/null; return (seconds, bytes); raise unless a whole 200."""
-    cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
-           "--max-time", f"{timeout:.0f}", url]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
-    seconds = time.perf_counter() - start
-    code, size = (done.stdout.split() + ["", ""])[:2]
-    if done.returncode != 0 or code != "200":
-        raise RuntimeError(f"curl {url}: exit {done.returncode}, {done.stdout!r} {done.stderr!r}")
-    return seconds, int(size)
-
-
 # --- the cases -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Ours:
+class Case:
+    """A row: zipserve over HTTP (an archive URL suffix), a shell pipeline, or a Python script.
+
+    A pipeline reads `{src}` and writes the archive to stdout; a script gets the tree and
+    `args`, and prints the archive's size (and, timing itself, its seconds and CPU seconds).
+    `slow` rows (one core, 20-50 MB/s) run `--slow-repeat` times, the others `--repeat`.
+    """
+
     key: str
     label: str
-    suffix: str  # after /archive/<tree>
+    suffix: str | None = None
+    command: str | None = None
+    script: str | None = None
+    args: tuple[str, ...] = ()
+    slow: bool = False
 
 
-OURS = [
-    Ours("zip1", "zipserve ZIP deflate, level 1", ".zip?compression=deflate&level=1"),
-    Ours("tgz1", "zipserve tar.gz, level 1", ".tar.gz?level=1"),
-    Ours("zst1", "zipserve tar.zst, level 1 (zstd 1)", ".tar.zst?level=1"),
-    Ours("zip6", "zipserve ZIP deflate, level 6", ".zip?compression=deflate&level=6"),
-    Ours("tgz6", "zipserve tar.gz, level 6", ".tar.gz?level=6"),
-    Ours("zst6", "zipserve tar.zst, level 6 (zstd 7)", ".tar.zst?level=6"),
-]
-
-# key, label, pipeline reading the tree (given `tar cf -` of it), writing its archive to stdout
-PIPELINES = [
-    ("zipstream-ng", "zipstream-ng ZIP level 6, 1 core (no HTTP)", None),
-    ("tar czf", "tar czf - (gzip -6, 1 core)", "tar czf - {src}"),
-    ("gzip -1", "tar cf - | gzip -1 (1 core)", "tar cf - {src} | gzip -1"),
-    ("pigz -1", "tar cf - | pigz -1 (2 cores)", "tar cf - {src} | pigz -1"),
-    ("pigz -6", "tar cf - | pigz -6 (2 cores)", "tar cf - {src} | pigz -6"),
-    ("zstd -1", "tar cf - | zstd -T0 -1 (2 cores)", "tar cf - {src} | zstd -q -T0 -1"),
-    ("zstd -7", "tar cf - | zstd -T0 -7 (2 cores)", "tar cf - {src} | zstd -q -T0 -7"),
+CASES = [
+    Case("zipstream-ng", "zipstream-ng ZIP level 6, 1 core (no HTTP)", script=ZIPSTREAM_SCRIPT,
+         slow=True),
+    Case("tar czf", "tar czf - (gzip -6, 1 core)", command="tar czf - {src}", slow=True),
+    Case("gzip -1", "tar cf - | gzip -1 (1 core)", command="tar cf - {src} | gzip -1", slow=True),
+    Case("pigz -1", "tar cf - | pigz -1 (2 cores)", command="tar cf - {src} | pigz -1"),
+    Case("pigz -6", "tar cf - | pigz -6 (2 cores)", command="tar cf - {src} | pigz -6"),
+    Case("zstd -1", "tar cf - | zstd -T0 -1 (2 cores)", command="tar cf - {src} | zstd -q -T0 -1"),
+    Case("zstd -7", "tar cf - | zstd -T0 -7 (2 cores)", command="tar cf - {src} | zstd -q -T0 -7"),
+    Case("isal-mem", "ISA-L 1 alone, 2 threads, in memory", script=ISAL_SCRIPT),
+    Case("zip1-proc", "ZIP deflate 1 in process, no HTTP", script=IN_PROCESS_SCRIPT,
+         args=("zip", "deflate", "1")),
+    Case("tgz1-proc", "tar.gz 1 in process, no HTTP", script=IN_PROCESS_SCRIPT,
+         args=("tar.gz", "", "1")),
+    Case("zip1", "zipserve ZIP deflate, level 1", ".zip?compression=deflate&level=1"),
+    Case("tgz1", "zipserve tar.gz, level 1", ".tar.gz?level=1"),
+    Case("zst1", "zipserve tar.zst, level 1 (zstd 1)", ".tar.zst?level=1"),
+    Case("zip6", "zipserve ZIP deflate, level 6", ".zip?compression=deflate&level=6"),
+    Case("tgz6", "zipserve tar.gz, level 6", ".tar.gz?level=6"),
+    Case("zst6", "zipserve tar.zst, level 6 (zstd 7)", ".tar.zst?level=6"),
 ]
 
 
@@ -260,9 +340,9 @@ class Target:
         if self.what == "speed":
             got = row.mbps() / ref.mbps()
             return f"{self.row} >= {self.value:g}x {self.ref}: {got:.2f}x", got >= self.value
-        limit = ref.ratio() * self.value
-        return (f"{self.row} ratio <= {self.ref}'s{'' if self.value == 1 else f' +{self.value - 1:.0%}'}"
-                f": {row.ratio():.4f} vs {ref.ratio():.4f}", row.ratio() <= limit)
+        slack = "" if self.value == 1 else f" +{self.value - 1:.0%}"
+        return (f"{self.row} ratio <= {self.ref}'s{slack}: {row.ratio():.4f} vs {ref.ratio():.4f}",
+                row.ratio() <= ref.ratio() * self.value)
 
 
 TARGETS = [
@@ -277,50 +357,74 @@ TARGETS = [
 
 
 class Bench:
-    def __init__(self, base: Path, repeat: int, wait_load: float | None) -> None:
-        self.base, self.repeat, self.wait_load = base, repeat, wait_load
+    def __init__(self, base: Path, repeat: int, slow_repeat: int, quiet: Quiet) -> None:
+        self.base, self.repeat, self.slow_repeat, self.quiet = base, repeat, slow_repeat, quiet
         self.root = base / "trees"
         self.log = base / "logs" / "bench_compress.log"
 
     def timeout(self, tree: Tree) -> float:
         return max(120.0, tree.bytes / (2 * MB))  # nothing here is slower than 2 MB/s
 
-    def before_run(self, tree: Tree) -> float:
-        wait_for_load(self.wait_load)
+    def measured(self, tree: Tree, go: Callable[[], tuple[Measured, float]]) -> Run:
+        """Given a tree and a run (returning what it measured and its client's CPU), time it.
+
+        Waits for a quiet machine and warms the page cache first; "others" is the CPU every
+        other process used meanwhile, the client (curl) counted as neither.
+        """
+        self.quiet.wait()
         trees.warm(tree.path)
-        return load1()
+        busy = machine_busy()
+        done, client = go()
+        others = (machine_busy() - busy - done.cpu - client) / done.seconds
+        fields = done.out.split()
+        if len(fields) == 3:  # a script that timed itself, after loading what it needs
+            return Run(float(fields[1]), int(fields[0]), float(fields[2]), max(0.0, others), done.peak)
+        return Run(done.seconds, int(fields[-1]), done.cpu, max(0.0, others), done.peak)
 
-    def ours(self, tree: Tree, case: Ours) -> Row:
-        """Given a tree and a zipserve case, time it on a fresh server; return the row."""
-        row = Row(case.key, case.label, tree.bytes)
-        with zipserve(self.root, self.log) as (proc, url):
-            target = f"{url}/archive/{tree.name}{case.suffix}"
-            for _ in range(self.repeat):
-                load = self.before_run(tree)
-                cpu = cpu_of(proc.pid)
-                seconds, size = curl(target, self.timeout(tree))
-                row.runs.append(Run(seconds, size, cpu_of(proc.pid) - cpu, load))
-            row.peak = vm_hwm_mib(proc.pid)
-        return row
+    def ours(self, tree: Tree, case: Case, server: tuple[subprocess.Popen[bytes], str]) -> Run:
+        """Given a tree, a zipserve case and the case's own server, time one download."""
+        proc, url = server
+        cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+               f"{url}/archive/{tree.name}{case.suffix}"]
 
-    def pipeline(self, tree: Tree, key: str, label: str, command: str | None) -> Row:
-        """Given a tree and a pipeline (None: the zipstream-ng script), time it; return the row."""
-        row = Row(key, label, tree.bytes)
-        if command is None:
-            cmd = [sys.executable, "-c", ZIPSTREAM_SCRIPT, str(tree.path)]
+        def go() -> tuple[Measured, float]:
+            before = cpu_of(proc.pid)
+            got = run_measured(cmd, self.timeout(tree))
+            if not got.out.startswith("200 "):
+                raise RuntimeError(f"{case.key}: {got.out!r}")
+            server = cpu_of(proc.pid) - before
+            return Measured(got.seconds, got.out, server, vm_hwm_mib(proc.pid)), got.cpu
+        return self.measured(tree, go)
+
+    def pipeline(self, tree: Tree, case: Case) -> Run:
+        """Given a tree and a pipeline or script, time one run."""
+        if case.script is not None:
+            cmd = [sys.executable, "-c", case.script, str(tree.path), *case.args]
         else:
+            assert case.command is not None
             src = f"-C {shlex.quote(str(tree.path.parent))} {shlex.quote(tree.name)}"
-            cmd = ["bash", "-o", "pipefail", "-c", command.format(src=src) + " | wc -c"]
-        for _ in range(self.repeat):
-            load = self.before_run(tree)
-            seconds, out, cpu, peak = run_measured(cmd, self.timeout(tree))
-            row.runs.append(Run(seconds, int(out.split()[-1]), cpu, load))
-            row.peak = max(row.peak, peak)
-        return row
+            cmd = ["bash", "-o", "pipefail", "-c", case.command.format(src=src) + " | wc -c"]
+
+        return self.measured(tree, lambda: (run_measured(cmd, self.timeout(tree)), 0.0))
 
     def rows(self, tree: Tree) -> list[Row]:
-        rows = [self.pipeline(tree, *p) for p in PIPELINES]
-        return rows + [self.ours(tree, case) for case in OURS]
+        """Given a tree, run every case in rounds (slow ones only in the first rounds); return the rows.
+
+        Each zipserve case has a server of its own for the tree's rounds, so its peak RSS is
+        that case's alone.
+        """
+        rows = [Row(c.key, c.label, tree.bytes) for c in CASES]
+        with ExitStack() as servers:
+            started = {c.key: servers.enter_context(zipserve(self.root, self.log))
+                       for c in CASES if c.suffix is not None}
+            for round_ in range(self.repeat):
+                for case, row in zip(CASES, rows, strict=True):
+                    if case.slow and round_ >= self.slow_repeat:
+                        continue
+                    run = (self.ours(tree, case, started[case.key]) if case.suffix
+                           else self.pipeline(tree, case))
+                    row.runs.append(run)
+        return rows
 
 
 def text_half(mixed: Tree) -> Tree:
@@ -347,16 +451,15 @@ def text_half(mixed: Tree) -> Tree:
 def print_table(title: str, rows: list[Row]) -> list[bool]:
     """Given a tree's rows, print them with ratios to the references and the targets; return verdicts."""
     by_key = {r.key: r for r in rows}
-    zs = by_key["zipstream-ng"]
-    head = (f"{'case':<44}{'MB/s':>7}{'range':>10}{'ratio':>8}{'CPU s':>8}{'CPU s/GB':>9}"
-            f"{'peak MiB':>9}{'x zs-ng':>9}{'x pigz-1':>9}{'CPU/B x':>9}{'load':>6}")
+    zs, pigz = by_key["zipstream-ng"], by_key["pigz -1"]
+    head = (f"{'case':<40}{'MB/s':>6}{'range':>10}{'ratio':>8}{'CPU s':>7}{'s/GB':>6}{'cores':>6}"
+            f"{'others':>7}{'peak MiB':>9}{'x zs-ng':>8}{'x pigz-1':>9}{'CPU/B x':>8}")
     print(f"\n{title}\n{head}\n{'-' * len(head)}")
     for r in rows:
-        print(f"{r.label:<44}{r.mbps():>7.0f}{r.spread():>10}{r.ratio():>8.4f}{r.cpu():>8.1f}"
-              f"{r.cpu() / (r.source / 1e9):>9.2f}{r.peak:>9.1f}"
-              f"{r.mbps() / by_key['zipstream-ng'].mbps():>8.1f}x"
-              f"{r.mbps() / by_key['pigz -1'].mbps():>8.2f}x"
-              f"{zs.cpu() / r.cpu():>8.2f}x{r.load():>6.1f}")
+        print(f"{r.label:<40}{r.mbps():>6.0f}{r.spread():>10}{r.ratio():>8.4f}{r.cpu():>7.1f}"
+              f"{r.cpu() / (r.source / 1e9):>6.1f}{r.cores():>6.2f}{r.others():>7.2f}{r.peak():>9.1f}"
+              f"{r.mbps() / zs.mbps():>7.1f}x{r.mbps() / pigz.mbps():>8.2f}x"
+              f"{zs.cpu() / r.cpu():>7.2f}x")
     verdicts = []
     for t in TARGETS:
         text, ok = t.check(by_key)
@@ -367,23 +470,31 @@ def print_table(title: str, rows: list[Row]) -> list[bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="128 MiB mixed tree, 1 repeat")
+    parser.add_argument("--quick", action="store_true",
+                        help="128 MiB mixed tree, 20 s of waiting for quiet in all (~3 min)")
     parser.add_argument("--dir", type=Path, default=trees.DEFAULT_DIR,
                         help="where trees and logs live (reused)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per case (3)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (3)")
+    parser.add_argument("--slow-repeat", type=int, default=None,
+                        help="timed runs of the one-core references (1)")
     parser.add_argument("--mixed-mib", type=int, default=None, help="mixed tree size (1024)")
-    parser.add_argument("--wait-load", type=float, default=None,
-                        help="before each run, wait (at most 15 min) until the 1-min load is this low")
+    parser.add_argument("--quiet-below", type=float, default=0.3,
+                        help="before each run, wait (at most 10 s) until other processes use"
+                             " fewer cores than this")
+    parser.add_argument("--wait-budget", type=float, default=None,
+                        help="seconds of such waiting in the whole bench (120; --quick: 20)")
     args = parser.parse_args()
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat
+    slow_repeat = min(repeat, args.slow_repeat or 1)
+    budget = args.wait_budget if args.wait_budget is not None else 20.0 if args.quick else 120.0
     base = args.dir.resolve()
     mixed = trees.mixed_tree(base, args.mixed_mib or (128 if args.quick else 1024))
     text = text_half(mixed)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"bench_compress: {os.cpu_count()} cores, median of {repeat}, MB = 10^6 bytes of file"
-          f" data; zipserve: curl -> /dev/null on 127.0.0.1, --compress-workers {os.cpu_count()}"
-          f"\nstart: {uptime}")
-    bench = Bench(base, repeat, args.wait_load)
+    print(f"bench_compress: {os.cpu_count()} cores, median of {repeat} runs in rounds ({slow_repeat}"
+          f" of the one-core references), MB = 10^6 bytes of file data; zipserve: curl ->"
+          f" /dev/null on 127.0.0.1, --compress-workers {os.cpu_count()}\nstart: {uptime}")
+    bench = Bench(base, repeat, slow_repeat, Quiet(args.quiet_below, budget))
     started = time.monotonic()
     verdicts = []
     for label, tree in (("text-only half", text), ("whole mixed tree", mixed)):
