@@ -22,11 +22,13 @@ import zstandard
 from zipserve.compress import (
     AHEAD,
     DEFAULT_BLOCK,
+    MIN_SEGMENT,
     WINDOW,
     Crc,
     Engine,
     Pool,
     _deflate_block,
+    _segments,
     deflate_bytes,
     deflate_raw,
     engine_for,
@@ -191,6 +193,47 @@ def test_deflate_raw_output_is_the_same_on_every_run(level: int, pool: Pool) -> 
 def test_deflate_raw_output_ignores_chunk_boundaries(level: int, chunk: int, pool: Pool) -> None:
     data = text(4 * BLOCK) + noise(BLOCK)
     assert raw(data, pool, level, chunk) == raw(data, pool, level, 7777)
+
+
+S = MIN_SEGMENT
+
+
+@pytest.mark.parametrize(
+    ("sizes", "cuts"),
+    [
+        ([4 * S], [0, 4 * S]),
+        ([2 * S, 2 * S], [0, 2 * S, 4 * S]),
+        ([S, S, S], [0, S, 2 * S, 3 * S]),
+        ([S - 1, 3 * S], [0, 4 * S - 1]),  # too little before the chunk: one segment
+        ([2 * S, S - 1], [0, 3 * S - 1]),  # a small last chunk sticks to the one before
+        ([2 * S, 512, 2 * S], [0, 2 * S + 512, 4 * S + 512]),  # a tar header sticks to the data before
+        ([1000] * 40, [0, 40_000]),  # small chunks never cut
+        ([], [0, 0]),
+    ],
+)
+def test_segments_cut_before_big_chunks_only(sizes: list[int], cuts: list[int]) -> None:
+    assert _segments(sizes) == cuts
+
+
+def tar_like() -> list[bytes]:
+    """Return chunks as a tar of random and text files gives them: each file's data a chunk of its own."""
+    return [noise(BLOCK // 2), text(BLOCK // 2), noise(BLOCK // 2 + 999), text(BLOCK + 77), noise(3 * S)]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_blocks_cut_where_chunks_meet_round_trip(level: int, pool: Pool) -> None:
+    chunks = tar_like()
+    stream = b"".join(deflate_raw(chunks, level=level, pool=pool, block_size=BLOCK))
+    assert inflate(stream) == b"".join(chunks)
+
+
+@pytest.mark.parametrize(("level", "gain"), [(1, 0.05), (6, 0.0)])
+def test_random_and_text_sharing_a_block_are_deflated_apart(level: int, gain: float, pool: Pool) -> None:
+    chunks = tar_like()
+    cut = b"".join(deflate_raw(chunks, level=level, pool=pool, block_size=BLOCK))
+    whole = raw(b"".join(chunks), pool, level, 1000)  # small chunks: every block deflated whole
+    # ISA-L fits one set of Huffman codes to a whole block: random data next to text spoils them.
+    assert len(whole) - len(cut) >= gain * sum(map(len, chunks[1::2]))
 
 
 @pytest.mark.parametrize("level", [1, 6, 9])
