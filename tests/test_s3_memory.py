@@ -102,16 +102,19 @@ def test_slow_clients_of_an_s3_stored_zip_keep_rss_under_100_mib_plus_5_per_stre
     assert peak < bound
 
 
-@pytest.mark.parametrize(("readers", "asks", "granted"), [
-    (1, [8, 8, 8, 8, 8], [True, True, True, True, False]),  # one reader: the whole budget
-    (2, [8, 8, 8], [True, True, False]),  # two: half each
-    (4, [8, 1], [True, False]),
-    (8, [8], [False]),  # more readers than parts: none read ahead (the part in turn streams)
+@pytest.mark.parametrize(("readers", "idle", "asks", "granted"), [
+    (1, 0, [8, 8, 8, 8, 8], [True, True, True, True, False]),  # one reader: the whole budget
+    (1, 3, [8, 8, 8, 8, 8], [True, True, True, True, False]),  # readers that never ask: no split
+    (2, 0, [8, 8, 8], [True, True, False]),  # two: half each
+    (4, 0, [8, 1], [True, False]),
+    (8, 0, [8], [False]),  # more readers than parts: none read ahead (the part in turn streams)
 ])
-def test_read_ahead_budget_is_split_between_open_readers(readers: int, asks: list[int],
-                                                         granted: list[bool]) -> None:
+def test_read_ahead_budget_is_split_between_the_readers_asking(
+        readers: int, idle: int, asks: list[int], granted: list[bool]) -> None:
     budget = AheadBudget(32)
-    shares = [budget.share() for _ in range(readers)]
+    shares = [budget.share() for _ in range(readers + idle)]
+    for other in shares[1:readers]:
+        assert other.take(0)  # asks, and so joins the split
     assert [shares[0].take(n) for n in asks] == granted
     assert budget.used == sum(n for n, ok in zip(asks, granted, strict=True) if ok)
 
@@ -119,6 +122,7 @@ def test_read_ahead_budget_is_split_between_open_readers(readers: int, asks: lis
 def test_read_ahead_budget_is_given_back_when_a_reader_closes() -> None:
     budget = AheadBudget(32)
     first, second = budget.share(), budget.share()
+    assert second.take(0)
     assert first.take(16) and not first.take(8)
     first.close()
     first.close()  # idempotent
@@ -126,3 +130,4 @@ def test_read_ahead_budget_is_given_back_when_a_reader_closes() -> None:
     assert second.take(32)
     second.give(8)
     assert budget.used == 24
+    assert not first.take(1)  # closed

@@ -44,24 +44,32 @@ class AheadBudget:
         self.lock = threading.Lock()
 
     def share(self) -> Share:
-        """Return a new reader's part of the budget (an even split of it between open readers)."""
-        with self.lock:
-            self.readers += 1
+        """Return a new reader's part of the budget (an even split between the readers asking)."""
         return Share(self)
 
 
 class Share:
-    """One reader's part of an AheadBudget: take before fetching ahead, give back once taken."""
+    """One reader's part of an AheadBudget: take before fetching ahead, give back once taken.
+
+    A reader joins the split when it first asks, so one that never reads ahead
+    (a body of big files has a Reader for its small spans too) halves no one's part.
+    """
 
     def __init__(self, budget: AheadBudget) -> None:
-        self.budget, self.held, self.open = budget, 0, True
+        self.budget, self.held = budget, 0
+        self.joined = self.closed = False
 
     def take(self, size: int) -> bool:
         """Given a span's size, reserve it and return True, or False when over the share or the budget."""
         b = self.budget
         with b.lock:
-            fair = b.total // max(1, b.readers)
-            if not self.open or self.held + size > fair or b.used + size > b.total:
+            if self.closed:
+                return False
+            if not self.joined:
+                self.joined = True
+                b.readers += 1
+            fair = b.total // b.readers
+            if self.held + size > fair or b.used + size > b.total:
                 return False
             self.held += size
             b.used += size
@@ -76,10 +84,10 @@ class Share:
     def close(self) -> None:
         """Give back everything held and leave the split (idempotent)."""
         with self.budget.lock:
-            if self.open:
-                self.open = False
+            if not self.closed:
+                self.closed = True
                 self.budget.used -= self.held
-                self.budget.readers -= 1
+                self.budget.readers -= 1 if self.joined else 0
                 self.held = 0
 
 
@@ -100,27 +108,36 @@ class Objects:
     def stream(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
         """Given a planned file and a span, yield its bytes as they arrive; raise SourceChanged.
 
-        A body that breaks off is asked again from the first missing byte.
+        A body that breaks off is asked again from the first missing byte. Chunks
+        are `chunk` bytes from `start` (the last may be shorter) whether or not a
+        body broke off, so what is made of them (a compressed stream) is the same.
         """
         from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
 
-        done, failures = start, 0
-        while done < stop:
-            body = self._open(node, done, stop)
+        sent = got = start  # bytes handed out; bytes received (the chunk being made between)
+        pieces: list[bytes] = []
+        failures = 0
+        while sent < stop:
+            body = self._open(node, got, stop)
             try:
                 with body:
-                    while done < stop:
-                        data = body.read(min(chunk, stop - done))
+                    while sent < stop:
+                        size = min(chunk, stop - sent)
+                        data = body.read(size - (got - sent))
                         if not data:
                             raise SourceChanged(node.shown, "shorter than planned")
-                        done += len(data)
-                        yield data
+                        pieces.append(data)
+                        got += len(data)
+                        if got - sent == size:
+                            out = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                            pieces, sent = [], got
+                            yield out
             except (BotoCoreError, OSError) as exc:
                 failures += 1
                 if failures >= BODY_ATTEMPTS:
                     raise SourceChanged(node.shown, f"object store read failed ({exc})") from None
                 log.warning("%s: the store's body broke off at byte %d (%s); asking again for"
-                            " bytes %d-%d", node.shown, done, exc, done, stop - 1)
+                            " bytes %d-%d", node.shown, got, exc, got, stop - 1)
                 time.sleep(backoff(failures))
 
     def _open(self, node: Node, start: int, stop: int) -> Any:
