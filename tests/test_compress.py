@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import random
 import shutil
@@ -34,6 +35,7 @@ from zipserve.compress import (
     engine_for,
     gzip_stream,
     shrinks,
+    worth_deflating,
     zstd_stream,
 )
 
@@ -489,3 +491,26 @@ def test_zstd_stream_refuses_levels_outside_1_to_19(level: int) -> None:
 )
 def test_shrinks_tells_text_from_random(sample: bytes, expected: bool) -> None:
     assert shrinks(sample) is expected
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (text(4 * BLOCK), True),
+        (noise(4 * BLOCK), False),
+        (base64.b64encode(noise(3 * BLOCK)), True),  # ASCII: 6 bits a byte, deflate saves ~25%
+        (noise(2 * BLOCK) + text(2 * BLOCK), True),
+        (text(2 * BLOCK) + noise(2 * BLOCK), True),
+        (noise(20_000), True),  # small blocks are just deflated
+    ],
+)
+def test_worth_deflating_tells_blocks_apart(block: bytes, expected: bool) -> None:
+    assert worth_deflating(block) is expected
+
+
+def test_worth_deflating_takes_ascii_samples_without_a_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_trial(sample: bytes) -> bool:
+        raise AssertionError("ASCII samples need no trial deflate")
+
+    monkeypatch.setattr("zipserve.compress.shrinks", no_trial)
+    assert worth_deflating(text(4 * BLOCK))
