@@ -1,7 +1,7 @@
 """Compressed archives over HTTP on 127.0.0.1 beside zipstream-ng, tar czf, pigz and zstd, in one run.
 
 Run: python bench/bench_compress.py [--quick] [--dir /tmp/zipserve-bench] [--repeat 3]
-     [--slow-repeat 1] [--quiet-below 0.3] [--wait-budget 120]
+     [--once-repeat 1] [--quiet-below 0.3] [--wait-budget 120]
 
 The mixed tree of bench/trees.py (~1 MiB files, half log text, half random)
 and its text-only half (hard links to the same text files) are each archived
@@ -26,9 +26,10 @@ CPU seconds over the row's for the same bytes; peak RSS = zipserve's VmHWM or
 the pipeline's largest process (the in-memory row holds the whole tree).
 
 The machine is shared: repeats run in rounds (one run of every case, then the
-next round) so a busy spell hits all cases alike; the one-core references
-(zipstream-ng, tar czf, gzip -1: 20-50 s each on the full tree) run only in
-the first --slow-repeat rounds, so the default run ends within 15 minutes.
+next round) so a busy spell hits all cases alike; the rows marked * (the
+one-core references zipstream-ng, tar czf and gzip -1, 20-50 s each on the
+full tree, and the rows no target reads) run only in the first --once-repeat
+rounds, so the default run ends within 15 minutes.
 Before each run the bench waits (at most 10 s, and at most --wait-budget
 seconds in all) until other processes use under --quiet-below cores; "others"
 is the median CPU (in cores) that other processes used during the row's runs,
@@ -291,7 +292,8 @@ class Case:
 
     A pipeline reads `{src}` and writes the archive to stdout; a script gets the tree and
     `args`, and prints the archive's size (and, timing itself, its seconds and CPU seconds).
-    `slow` rows (one core, 20-50 MB/s) run `--slow-repeat` times, the others `--repeat`.
+    `once` rows (the one-core references at 20-50 MB/s, and rows no target reads) run
+    `--once-repeat` times, the others `--repeat`.
     """
 
     key: str
@@ -300,19 +302,20 @@ class Case:
     command: str | None = None
     script: str | None = None
     args: tuple[str, ...] = ()
-    slow: bool = False
+    once: bool = False
 
 
 CASES = [
     Case("zipstream-ng", "zipstream-ng ZIP level 6, 1 core (no HTTP)", script=ZIPSTREAM_SCRIPT,
-         slow=True),
-    Case("tar czf", "tar czf - (gzip -6, 1 core)", command="tar czf - {src}", slow=True),
-    Case("gzip -1", "tar cf - | gzip -1 (1 core)", command="tar cf - {src} | gzip -1", slow=True),
+         once=True),
+    Case("tar czf", "tar czf - (gzip -6, 1 core)", command="tar czf - {src}", once=True),
+    Case("gzip -1", "tar cf - | gzip -1 (1 core)", command="tar cf - {src} | gzip -1", once=True),
     Case("pigz -1", "tar cf - | pigz -1 (2 cores)", command="tar cf - {src} | pigz -1"),
-    Case("pigz -6", "tar cf - | pigz -6 (2 cores)", command="tar cf - {src} | pigz -6"),
+    Case("pigz -6", "tar cf - | pigz -6 (2 cores)", command="tar cf - {src} | pigz -6", once=True),
     Case("zstd -1", "tar cf - | zstd -T0 -1 (2 cores)", command="tar cf - {src} | zstd -q -T0 -1"),
-    Case("zstd -7", "tar cf - | zstd -T0 -7 (2 cores)", command="tar cf - {src} | zstd -q -T0 -7"),
-    Case("isal-mem", "ISA-L 1 alone, 2 threads, in memory", script=ISAL_SCRIPT),
+    Case("zstd -7", "tar cf - | zstd -T0 -7 (2 cores)", command="tar cf - {src} | zstd -q -T0 -7",
+         once=True),
+    Case("isal-mem", "ISA-L 1 alone, 2 threads, in memory", script=ISAL_SCRIPT, once=True),
     Case("zip1-proc", "ZIP deflate 1 in process, no HTTP", script=IN_PROCESS_SCRIPT,
          args=("zip", "deflate", "1")),
     Case("tgz1-proc", "tar.gz 1 in process, no HTTP", script=IN_PROCESS_SCRIPT,
@@ -357,8 +360,8 @@ TARGETS = [
 
 
 class Bench:
-    def __init__(self, base: Path, repeat: int, slow_repeat: int, quiet: Quiet) -> None:
-        self.base, self.repeat, self.slow_repeat, self.quiet = base, repeat, slow_repeat, quiet
+    def __init__(self, base: Path, repeat: int, once_repeat: int, quiet: Quiet) -> None:
+        self.base, self.repeat, self.once_repeat, self.quiet = base, repeat, once_repeat, quiet
         self.root = base / "trees"
         self.log = base / "logs" / "bench_compress.log"
 
@@ -408,7 +411,7 @@ class Bench:
         return self.measured(tree, lambda: (run_measured(cmd, self.timeout(tree)), 0.0))
 
     def rows(self, tree: Tree) -> list[Row]:
-        """Given a tree, run every case in rounds (slow ones only in the first rounds); return the rows.
+        """Given a tree, run every case in rounds (`once` ones only in the first); return the rows.
 
         Each zipserve case has a server of its own for the tree's rounds, so its peak RSS is
         that case's alone.
@@ -419,7 +422,7 @@ class Bench:
                        for c in CASES if c.suffix is not None}
             for round_ in range(self.repeat):
                 for case, row in zip(CASES, rows, strict=True):
-                    if case.slow and round_ >= self.slow_repeat:
+                    if case.once and round_ >= self.once_repeat:
                         continue
                     run = (self.ours(tree, case, started[case.key]) if case.suffix
                            else self.pipeline(tree, case))
@@ -452,19 +455,21 @@ def print_table(title: str, rows: list[Row]) -> list[bool]:
     """Given a tree's rows, print them with ratios to the references and the targets; return verdicts."""
     by_key = {r.key: r for r in rows}
     zs, pigz = by_key["zipstream-ng"], by_key["pigz -1"]
-    head = (f"{'case':<40}{'MB/s':>6}{'range':>10}{'ratio':>8}{'CPU s':>7}{'s/GB':>6}{'cores':>6}"
-            f"{'others':>7}{'peak MiB':>9}{'x zs-ng':>8}{'x pigz-1':>9}{'CPU/B x':>8}")
+    most = max(len(r.runs) for r in rows)
+    head = (f"{'case (* fewer runs)':<45}{'MB/s':>6}{'range':>10}{'ratio':>8}{'CPU s':>7}{'s/GB':>6}"
+            f"{'cores':>6}{'others':>7}{'peak MiB':>9}{'x zs-ng':>8}{'x pigz-1':>9}{'CPU/B x':>8}")
     print(f"\n{title}\n{head}\n{'-' * len(head)}")
     for r in rows:
-        print(f"{r.label:<40}{r.mbps():>6.0f}{r.spread():>10}{r.ratio():>8.4f}{r.cpu():>7.1f}"
+        label = r.label + (" *" if len(r.runs) < most else "")
+        print(f"{label:<45}{r.mbps():>6.0f}{r.spread():>10}{r.ratio():>8.4f}{r.cpu():>7.1f}"
               f"{r.cpu() / (r.source / 1e9):>6.1f}{r.cores():>6.2f}{r.others():>7.2f}{r.peak():>9.1f}"
               f"{r.mbps() / zs.mbps():>7.1f}x{r.mbps() / pigz.mbps():>8.2f}x"
-              f"{zs.cpu() / r.cpu():>7.2f}x")
+              f"{zs.cpu() / r.cpu():>7.2f}x", flush=True)
     verdicts = []
     for t in TARGETS:
         text, ok = t.check(by_key)
         verdicts.append(ok)
-        print(f"  {'PASS' if ok else 'MISS'}  {text}")
+        print(f"  {'PASS' if ok else 'MISS'}  {text}", flush=True)
     return verdicts
 
 
@@ -475,8 +480,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=trees.DEFAULT_DIR,
                         help="where trees and logs live (reused)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (3)")
-    parser.add_argument("--slow-repeat", type=int, default=None,
-                        help="timed runs of the one-core references (1)")
+    parser.add_argument("--once-repeat", type=int, default=1,
+                        help="timed runs of the one-core references and context rows (1)")
     parser.add_argument("--mixed-mib", type=int, default=None, help="mixed tree size (1024)")
     parser.add_argument("--quiet-below", type=float, default=0.3,
                         help="before each run, wait (at most 10 s) until other processes use"
@@ -485,16 +490,16 @@ def main() -> None:
                         help="seconds of such waiting in the whole bench (120; --quick: 20)")
     args = parser.parse_args()
     repeat = args.repeat
-    slow_repeat = min(repeat, args.slow_repeat or 1)
+    once_repeat = min(repeat, args.once_repeat)
     budget = args.wait_budget if args.wait_budget is not None else 20.0 if args.quick else 120.0
     base = args.dir.resolve()
     mixed = trees.mixed_tree(base, args.mixed_mib or (128 if args.quick else 1024))
     text = text_half(mixed)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"bench_compress: {os.cpu_count()} cores, median of {repeat} runs in rounds ({slow_repeat}"
-          f" of the one-core references), MB = 10^6 bytes of file data; zipserve: curl ->"
-          f" /dev/null on 127.0.0.1, --compress-workers {os.cpu_count()}\nstart: {uptime}")
-    bench = Bench(base, repeat, slow_repeat, Quiet(args.quiet_below, budget))
+    print(f"bench_compress: {os.cpu_count()} cores, median of {repeat} runs in rounds ({once_repeat}"
+          f" of the rows marked *), MB = 10^6 bytes of file data; zipserve: curl ->"
+          f" /dev/null on 127.0.0.1, --compress-workers {os.cpu_count()}\nstart: {uptime}", flush=True)
+    bench = Bench(base, repeat, once_repeat, Quiet(args.quiet_below, budget))
     started = time.monotonic()
     verdicts = []
     for label, tree in (("text-only half", text), ("whole mixed tree", mixed)):
