@@ -89,17 +89,9 @@ class BodyResponse(Response):
                 return
             conn = (scope.get("extensions") or {}).get(DIRECT) if self.direct else None
             wire = conn.wire(self.send_timeout) if conn is not None else None
-            # Only a Wire can send FileParts; the ASGI send needs every byte in memory.
-            body = await anyio.to_thread.run_sync(self.make_body, wire is not None,
-                                                  limiter=self.limiter)
             try:
-                if conn is not None and wire is not None:
-                    await self._stream_direct(body, conn, wire, scope, receive, send, outcome)
-                else:
-                    await self._stream(body, scope, receive, send, outcome)
+                await self._body(conn, wire, scope, receive, send, outcome)
             finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(close, body, limiter=self.limiter)
                 if wire is not None:
                     wire.close()  # after its thread returned: nothing writes to it any more
         finally:
@@ -110,6 +102,22 @@ class BodyResponse(Response):
                 outcome.result = "complete"
             if self.on_done is not None:
                 self.on_done(outcome)
+
+    async def _body(self, conn: Connection | None, wire: Wire | None, scope: Scope,
+                    receive: Receive, send: Send, outcome: Outcome) -> None:
+        """Make the body (for a Wire when there is one), stream it, and close it however it ends."""
+        assert self.make_body is not None
+        # Only a Wire can send FileParts; the ASGI send needs every byte in memory.
+        body = await anyio.to_thread.run_sync(self.make_body, wire is not None,
+                                              limiter=self.limiter)
+        try:
+            if conn is not None and wire is not None:
+                await self._stream_direct(body, conn, wire, scope, receive, send, outcome)
+            else:
+                await self._stream(body, scope, receive, send, outcome)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close, body, limiter=self.limiter)
 
     async def _stream(self, body: Iterator[Chunk], scope: Scope, receive: Receive, send: Send,
                       outcome: Outcome) -> None:
