@@ -30,7 +30,7 @@ def build_tree(root: Path) -> Path:
         "docs/notes/empty.txt": b"",
         "photos/2024/cat.jpg": os.urandom(200_000),
         "photos/2024/dog.png": os.urandom(50_000),
-        "photos/caf\u00e9 \u00fcber.txt": "non-ASCII name\n".encode(),
+        "photos/caf\u00e9 \u00fcber.txt": b"non-ASCII name\n",
         "top.txt": b"top level\n",
         "a" * 120 + "/" + "b" * 120 + ".txt": b"a long path over 100 bytes\n",
     }

@@ -266,7 +266,8 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
             "name": plan.filename, "format": plan.options.format, "entries": len(plan.entries),
             "bytes_planned": sum(e.node.size for e in plan.entries), "status": outcome.status,
             "bytes_sent": outcome.sent, "outcome": outcome.result, "error": outcome.error,
-            "seconds": round(seconds, 3), "path": outcome.path}, ensure_ascii=False))
+            "seconds": round(seconds, 3), "path": outcome.path, "bytes_unread": outcome.unread},
+            ensure_ascii=False))
     return respond(decision.status, headers, body, done)
 
 

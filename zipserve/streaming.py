@@ -47,6 +47,7 @@ class Outcome:
     error: str = ""
     started: float = 0.0
     path: str = "asgi"  # asgi: through the ASGI send; direct: a Wire from a worker thread
+    unread: int = 0  # bytes of `sent` that a Wire sent from files with sendfile
 
 
 def _next(it: Iterator[Chunk]) -> object:
@@ -148,7 +149,7 @@ class BodyResponse(Response):
                 try:
                     await anyio.to_thread.run_sync(pump, body, wire, limiter=self.limiter)
                 finally:
-                    outcome.sent = wire.sent
+                    outcome.sent, outcome.unread = wire.sent, wire.unread
                 conn.account(wire)
                 await send({"type": "http.response.body", "body": b""})
                 outcome.result = "complete"

@@ -49,6 +49,7 @@ class Wire:
         self.fd, self.chunked, self.timeout = fd, chunked, timeout
         self.stop = threading.Event()  # set from the event loop: disconnect, cancel
         self.sent = 0  # body bytes written, without chunk framing
+        self.unread = 0  # of those, bytes sendfile took from files without Python reading them
 
     def close(self) -> None:
         """Release the Wire's descriptor (the connection itself stays uvicorn's)."""
@@ -86,7 +87,9 @@ class Wire:
         """
         while True:
             try:
-                return os.sendfile(self.fd, fd, offset, count)
+                sent = os.sendfile(self.fd, fd, offset, count)
+                self.unread += sent
+                return sent
             except BlockingIOError:
                 self._wait()
             except (BrokenPipeError, ConnectionResetError) as exc:
