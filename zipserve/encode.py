@@ -125,18 +125,15 @@ class Encoder:
         """
         node = plan.entries[index].node
         whole = lo == 0 and hi == node.size
-        if plan.options.format == "zip":
-            expected = (known if known is not None else self.crcs.of(node)) if whole else None
-            learned = True  # a stored ZIP's header had the CRC: it is in the cache
-        else:
-            expected = None
-            learned = not whole or self.crcs.cache.get(node) is not None
-        part = self.root.file_part(node, lo, hi, exact=expected is not None) \
-            if parts and hi - lo >= BIG and learned else None
+        is_zip = plan.options.format == "zip"
+        part = None
+        # A tar's whole file is read until a read has taught its CRC (for later ZIPs).
+        if parts and hi - lo >= BIG and (is_zip or not whole or self.crcs.cache.get(node) is not None):
+            part = self.root.file_part(node, lo, hi, exact=is_zip and whole)
         if part is not None:
             return iter((part,))
-        # A tar's whole read teaches the CRC, for later ZIPs.
-        return self.data(node, lo, hi, expected=expected, learn=not learned, reader=reader)
+        expected = (known if known is not None else self.crcs.of(node)) if is_zip and whole else None
+        return self.data(node, lo, hi, expected=expected, learn=not is_zip, reader=reader)
 
     def _head_crc(self, entry: Entry, whole: bool, held: dict[int, bytes], index: int,
                   reader: Reader) -> int:
@@ -155,7 +152,7 @@ class Encoder:
         return self.crcs.of(entry.node)
 
     def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
-        """Given a metadata piece of a sized plan, return its bytes."""
+        """Given a metadata piece of a sized plan, return its bytes (ZIP local headers: see sized)."""
         assert plan.layout is not None
         if plan.options.format != "zip":
             if piece.kind == "head":
@@ -165,10 +162,9 @@ class Encoder:
             cd_start = plan.layout.marks["cd_start"]
             return zip.end_records(len(plan.entries), cd_start, plan.layout.total - cd_start
                                    - piece.size)
+        assert piece.kind == "cd", piece.kind
         entry = plan.entries[piece.index]
         crc = self.crcs.of(entry.node) if not entry.is_dir else 0
-        if piece.kind == "head":
-            return zip.stored_local_header(entry, crc)
         return zip.stored_central_record(entry, crc, plan.layout.offsets[piece.index])
 
     def data(self, node: Node, lo: int = 0, hi: int | None = None, *,
