@@ -111,9 +111,8 @@ class CrcCache:
     def put(self, node: Node, value: int) -> None:
         """Given a file node and its CRC, store it."""
         k = self.key_of(node)
-        with self._lock:
-            if self._memory.get(k) == value:
-                return  # known already: every download of a warm file would rewrite it
+        if self._memory.get(k) == value:  # one dict read is atomic: no lock needed
+            return  # known already: every download of a warm file would rewrite it
         self._store(k, value)
         if self.shared is not None:
             self.shared.put(k, value)

@@ -40,7 +40,8 @@ class Encoder:
         if parts and plan.sized:
             assert plan.total is not None
             end = plan.total if stop is None else stop
-            return batched(self.sized(plan, start, end, parts=True), self.chunk)
+            # A Wire writes a batch's buffers with one writev: joining them would copy for nothing.
+            return batched(self.sized(plan, start, end, parts=True), self.chunk, join=False)
         return batched(self._pieces(plan, start, stop), self.chunk)
 
     def body(self, plan: ArchivePlan, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
@@ -93,7 +94,9 @@ class Encoder:
         warm = is_zip
         try:
             for piece, lo, hi in plan.layout.overlapping(start, stop):
-                if piece.kind == "data":
+                if piece.kind == "pad":
+                    yield bytes(hi - lo)
+                elif piece.kind == "data":
                     known = crcs.pop(piece.index, None)
                     if piece.index in held:
                         yield held.pop(piece.index)[lo:hi]
@@ -133,6 +136,10 @@ class Encoder:
         if part is not None:
             return iter((part,))
         expected = (known if known is not None else self.crcs.of(node)) if is_zip and whole else None
+        if whole and hi <= self.chunk:  # most files of a tree of small ones: no generator to run
+            data = b"".join(reader.read(node, 0, hi, self.chunk))
+            self._settle(node, crc32(data), expected, not is_zip)
+            return iter((data,))
         return self.data(node, lo, hi, expected=expected, learn=not is_zip, reader=reader)
 
     def _head_crc(self, entry: Entry, whole: bool, held: dict[int, bytes], index: int,
@@ -230,12 +237,13 @@ BIG = 64 * 1024  # pieces at least this big are sent as they are; smaller ones a
 Part = TypeVar("Part", bytes, bytes | FilePart)
 
 
-def batched(chunks: Iterable[Part], size: int) -> Iterator[list[Part]]:
+def batched(chunks: Iterable[Part], size: int, *, join: bool = True) -> Iterator[list[Part]]:
     """Given chunks of any sizes, yield lists of them holding at least `size` bytes (the last may hold less).
 
     Each batch costs one thread hop in the HTTP layer, which sends its parts
-    back to back. Small pieces (headers, small files) are joined; big reads
-    and FileParts are passed on as they are, never copied again.
+    back to back. Small pieces (headers, small files) are joined unless
+    `join` is off; big reads and FileParts are passed on as they are, never
+    copied again.
     """
     batch: list[Part] = []
     small: list[bytes] = []
@@ -244,7 +252,7 @@ def batched(chunks: Iterable[Part], size: int) -> Iterator[list[Part]]:
         for chunk in chunks:
             if not chunk:
                 continue
-            if isinstance(chunk, bytes) and len(chunk) < BIG:
+            if join and isinstance(chunk, bytes) and len(chunk) < BIG:
                 small.append(chunk)
             else:
                 _flush(small, batch)

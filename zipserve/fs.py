@@ -136,9 +136,12 @@ class Root:
         except OSError as exc:
             log.warning("skipped unreadable folder %s: %s", folder.shown, exc.strerror)
             return []
+        base = self._full(folder.path)
+        # Bytes a child's name may take: the kernel opens no longer path (with its NUL).
+        room = self.path_max - len(os.fsencode(base)) - 1
         try:
-            entries = sorted(os.scandir(fd), key=lambda e: e.name)
-            children = [self._child(folder, entry, ancestors) for entry in entries]
+            children = [self._child(folder, entry, ancestors, base, room)
+                        for entry in sorted(os.scandir(fd), key=_name)]
         finally:
             os.close(fd)
         return [child for child in children if child is not None]
@@ -162,34 +165,41 @@ class Root:
             raise
         return fd
 
-    def _child(self, folder: Node, entry: os.DirEntry[str],
-               ancestors: frozenset[tuple[int, int]]) -> Node | None:
-        """Given a scandir entry, return its Node, or None (logged) when it must be left out."""
-        shown = folder.shown + "/" + entry.name if folder.path else entry.name
-        try:
-            entry.name.encode("utf-8")
-        except UnicodeEncodeError:
-            log.warning("skipped a name that is not UTF-8 in %s: %r", folder.shown or ".",
-                        entry.name.encode("utf-8", "surrogateescape"))
-            return None
-        full = self._full(folder.path + (entry.name,))
-        if len(os.fsencode(full)) >= self.path_max:
+    def _child(self, folder: Node, entry: os.DirEntry[str], ancestors: frozenset[tuple[int, int]],
+               base: str, room: int) -> Node | None:
+        """Given a scandir entry of the folder at `base`, return its Node, or None (logged) to leave it out.
+
+        Runs once per file of a walk: the common case (an ASCII name, no symlink)
+        costs one stat and no other call.
+        """
+        name = entry.name
+        if name.isascii():
+            size = len(name)
+        else:
+            try:
+                size = len(name.encode("utf-8"))
+            except UnicodeEncodeError:
+                log.warning("skipped a name that is not UTF-8 in %s: %r", folder.shown or ".",
+                            name.encode("utf-8", "surrogateescape"))
+                return None
+        path = folder.path + (name,)
+        if size >= room:
             # Left out, the archive would look whole without it: refuse the selection.
             raise TooLarge(f"a path in the selection is longer than the system's limit of"
-                           f" {self.path_max} bytes", path=_bounded(shown))
+                           f" {self.path_max} bytes", path=_bounded("/".join(path)))
         try:
-            if entry.is_symlink() and not self.inside(os.path.realpath(full)):
-                log.warning("skipped symlink leading outside the root: %s", shown)
+            if entry.is_symlink() and not self.inside(os.path.realpath(base + "/" + name)):
+                log.warning("skipped symlink leading outside the root: %s", "/".join(path))
                 return None
             st = entry.stat()  # relative to the folder's fd; follows symlinks that stay inside
         except OSError as exc:
-            log.warning("skipped %s: %s", shown, exc.strerror or exc)
+            log.warning("skipped %s: %s", "/".join(path), exc.strerror or exc)
             return None
-        node = _node(folder.path + (entry.name,), st)
+        node = _node(path, st)
         if node is None:
-            log.info("skipped special file %s", shown)
+            log.info("skipped special file %s", "/".join(path))
         elif node.kind == "dir" and (node.dev, node.ino) in ancestors:
-            log.warning("skipped symlink loop at %s", shown)
+            log.warning("skipped symlink loop at %s", "/".join(path))
             return None
         return node
 
@@ -197,16 +207,21 @@ class Root:
         """Given a planned file Node, return an fd open on that very file; raise SourceChanged."""
         return self._open(node)[0]
 
-    def _open(self, node: Node) -> tuple[int, os.stat_result]:
+    def _open(self, node: Node, folders: Folders | None = None) -> tuple[int, os.stat_result]:
         """Given a planned file Node, return an fd open on that very file and its stat.
 
         Opened with O_NONBLOCK so a FIFO swapped in cannot block, then checked:
         the same device and inode as planned, and really inside the root (the
         planning stat of a requested path can itself lose a symlink-swap race,
         so the planned inode alone proves nothing: tests/test_hostile.py).
+        With `folders`, a file that is not a symlink is opened in its folder's
+        fd, which was checked inside the root when opened (see Folders).
         """
         try:
-            fd = os.open(self._full(node.path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = folders.open(node) if folders is not None else -1
+            checked = fd >= 0
+            if not checked:
+                fd = os.open(self._full(node.path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise SourceChanged(node.shown, "vanished") from None
         except OSError as exc:
@@ -215,7 +230,7 @@ class Root:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != (node.dev, node.ino) or not stat.S_ISREG(st.st_mode):
                 raise SourceChanged(node.shown, "replaced by another file")
-            if not self._fd_inside(fd):
+            if not checked and not self._fd_inside(fd):
                 raise SourceChanged(node.shown, "now leads outside the root")
         except BaseException:
             os.close(fd)
@@ -229,7 +244,8 @@ class Root:
         except OSError:
             return True  # no /proc: the device/inode check above still holds
 
-    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+    def read(self, node: Node, start: int, stop: int, chunk: int,
+             folders: Folders | None = None) -> Iterator[bytes]:
         """Given a planned file and a byte span, return an iterator of its bytes; raise SourceChanged.
 
         A file that vanished, shrank, grew or changed since planning raises
@@ -238,11 +254,11 @@ class Root:
         ones: no generator to run); a longer one as it is iterated.
         """
         if stop - start <= chunk:
-            return iter((self._span(node, start, stop),))
-        return self._chunks(node, start, stop, chunk)
+            return iter((self._span(node, start, stop, folders),))
+        return self._chunks(node, start, stop, chunk, folders)
 
-    def _span(self, node: Node, start: int, stop: int) -> bytes:
-        fd, st = self._open(node)
+    def _span(self, node: Node, start: int, stop: int, folders: Folders | None) -> bytes:
+        fd, st = self._open(node, folders)
         try:
             if not _same(st, node):
                 raise SourceChanged(node.shown, "changed since the request was planned")
@@ -255,8 +271,9 @@ class Root:
         finally:
             os.close(fd)
 
-    def _chunks(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
-        fd, st = self._open(node)
+    def _chunks(self, node: Node, start: int, stop: int, chunk: int,
+                folders: Folders | None) -> Iterator[bytes]:
+        fd, st = self._open(node, folders)
         try:
             if not _same(st, node):
                 raise SourceChanged(node.shown, "changed since the request was planned")
@@ -300,6 +317,52 @@ class Root:
                 pos += sent
         finally:
             os.close(fd)
+
+
+class Folders:
+    """The folder a body last read a file in, kept open so the next files of it open relative to it.
+
+    A tree of small files costs a few syscalls a file; opening each by its
+    full path and asking /proc where it landed is two of them. Here the
+    folder is opened by path and checked inside the root once, and its files
+    are opened in it with O_NOFOLLOW: an entry of a folder that is in the
+    root, and not a symlink, is in the root. A symlinked file (allowed when
+    its target stays inside) is left to the full check. One per body, used
+    by one thread at a time; `close` it when the body ends.
+    """
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self._path: RelPath | None = None
+        self._fd = -1
+
+    def open(self, node: Node) -> int:
+        """Given a planned file, return an fd open on the file its folder holds under its name, or -1.
+
+        -1: the name is a symlink; open it by path and check it. Raises OSError.
+        """
+        folder = node.path[:-1]
+        if folder != self._path:
+            self.close()
+            fd = os.open(self.root._full(folder), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if not self.root._fd_inside(fd):
+                os.close(fd)
+                raise SourceChanged(node.shown, "now leads outside the root")
+            self._path, self._fd = folder, fd
+        try:
+            return os.open(node.path[-1], _OPEN_IN_FOLDER, dir_fd=self._fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return -1
+            raise
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._path, self._fd = None, -1
+
+
+_OPEN_IN_FOLDER = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
 
 
 @dataclass(frozen=True)
@@ -359,12 +422,16 @@ def _unchanged(st: os.stat_result, node: Node) -> bool:
 
 def _node(rel: RelPath, st: os.stat_result) -> Node | None:
     """Given a path and its stat, return a Node, or None for special files."""
-    if stat.S_ISREG(st.st_mode):
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
         kind, size = "file", st.st_size
-    elif stat.S_ISDIR(st.st_mode):
+    elif stat.S_ISDIR(mode):
         kind, size = "dir", 0
     else:
         return None
-    return Node(path=rel, kind=kind, size=size, mtime_ns=st.st_mtime_ns,
-                mode=stat.S_IMODE(st.st_mode), dev=st.st_dev, ino=st.st_ino,
-                ctime_ns=st.st_ctime_ns)
+    return Node(rel, kind, size, st.st_mtime_ns, stat.S_IMODE(mode), st.st_dev, st.st_ino,
+                st.st_ctime_ns)
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name

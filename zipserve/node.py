@@ -7,7 +7,10 @@ from dataclasses import dataclass
 RelPath = tuple[str, ...]
 
 
-@dataclass(frozen=True)
+# Plain slotted dataclasses, not frozen: a plan makes one Node and one Entry per
+# file, and a frozen init costs about 2 us more each (a tenth of a small file's
+# whole budget). Nothing writes to them after they are made.
+@dataclass(slots=True)
 class Node:
     """A file or folder under the root, as stat saw it when the request was planned."""
 
@@ -29,7 +32,7 @@ class Node:
         return "/".join(self.path)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     """One member of an archive: its name inside, where it comes from, how it is encoded."""
 

@@ -81,7 +81,8 @@ def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) ->
         if not name or name in seen:
             continue  # the root itself is not an entry; no entry is written twice
         seen[name] = Entry(name, node, zip_format and wants_deflate(node, name, options.compression))
-    return sorted(seen.values(), key=lambda e: e.name.encode("utf-8"))
+    # UTF-8 byte order is code point order: sorting the str sorts the bytes.
+    return [seen[name] for name in sorted(seen)]
 
 
 def build(selection: Selection, nodes: Iterable[Node], options: Options,
@@ -108,10 +109,14 @@ def etag_of(entries: Iterable[Entry], options: Options) -> str:
     """Given entries and options, return a strong ETag over everything that shapes the bytes."""
     h = hashlib.sha256(f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0"
                        f"{options.compression}\0{options.level}\0".encode())
+    lines = []
     for e in entries:
         n = e.node
         # An object store's version (its ETag) counts too: LastModified has only seconds.
         version = f"\0{n.version}" if n.version else ""
-        h.update(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{e.deflate:d}{version}\n"
-                 .encode("utf-8", "surrogatepass"))
+        lines.append(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{e.deflate:d}{version}\n")
+        if len(lines) >= 4096:  # hashed in slices: one update per line costs more than the line
+            h.update("".join(lines).encode("utf-8", "surrogatepass"))
+            lines.clear()
+    h.update("".join(lines).encode("utf-8", "surrogatepass"))
     return f'"zs{LAYOUT_VERSION}-{h.hexdigest()[:32]}"'

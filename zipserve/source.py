@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Protocol
 
 from . import crc
-from .fs import Budget, FilePart, Root
+from .fs import Budget, FilePart, Folders, Root
 from .node import Node, RelPath
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Local(Root):
     whole_read = 0  # the page cache makes a second read cheap: hold no more than a chunk
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
-        return Direct(self)  # the kernel reads ahead on disk; nothing to gain here
+        return InFolders(self)  # the kernel reads ahead on disk; nothing to gain here
 
     def crc_key(self, node: Node) -> str:
         return crc.key(node)
@@ -132,6 +132,19 @@ class Direct:
 
     def close(self) -> None:
         pass
+
+
+class InFolders:
+    """A Reader of local files that opens each in its folder's fd (see fs.Folders)."""
+
+    def __init__(self, root: Root) -> None:
+        self.root, self.folders = root, Folders(root)
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        return self.root.read(node, start, stop, chunk, self.folders)
+
+    def close(self) -> None:
+        self.folders.close()
 
 
 def span_key(node: Node, start: int, stop: int) -> tuple[RelPath, str, int, int, int]:

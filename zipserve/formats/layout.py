@@ -31,18 +31,16 @@ class Layout:
     total: int = 0
     offsets: list[int] = field(default_factory=list)  # where each entry starts
     marks: dict[str, int] = field(default_factory=dict)  # format-specific positions
-    _starts: list[int] = field(default_factory=list)
 
     def add(self, kind: str, size: int, index: int = -1) -> None:
         """Given a piece's kind and size, append it at the current end (empty pieces are dropped)."""
         if size:
             self.pieces.append(Piece(self.total, size, kind, index))
-            self._starts.append(self.total)
             self.total += size
 
     def overlapping(self, start: int, stop: int) -> Iterator[tuple[Piece, int, int]]:
         """Given a half-open byte span, yield (piece, lo, hi) with lo/hi relative to the piece."""
-        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        i = max(bisect.bisect_right(self.pieces, start, key=_start) - 1, 0)
         for piece in self.pieces[i:]:
             if piece.start >= stop:
                 break
@@ -50,3 +48,7 @@ class Layout:
             hi = min(stop - piece.start, piece.size)
             if lo < hi:
                 yield piece, lo, hi
+
+
+def _start(piece: Piece) -> int:
+    return piece.start
