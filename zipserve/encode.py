@@ -7,6 +7,7 @@ compressed formats are streamed from the start through the compression engine.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Generator, Iterable, Iterator
 from typing import TypeVar, overload
 
@@ -90,6 +91,8 @@ class Encoder:
         is_zip = plan.options.format == "zip"
         held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
         crcs: dict[int, int] = {}  # ZIP: CRCs of the headers sent whose data comes next
+        # ZIP: the CRC each local header of this body had (-1: not sent), for its central record.
+        sent = array("q", [-1]) * len(plan.entries) if is_zip else None
         reader = self.root.prefetch(data_spans(plan, start, stop))
         warm = is_zip
         try:
@@ -108,6 +111,7 @@ class Encoder:
                     whole = stop >= piece.start + piece.size + entry.node.size
                     crc = crcs[piece.index] = self._head_crc(entry, whole, held, piece.index,
                                                              reader)
+                    sent[piece.index] = crc  # type: ignore[index]
                     yield zip.stored_local_header(entry, crc)[lo:hi]
                 else:
                     if warm and piece.kind == "cd":
@@ -115,7 +119,7 @@ class Encoder:
                         # server learned all at once, not one round trip per record.
                         self.crcs.cache.warm(e.node for e in plan.entries if not e.is_dir)
                         warm = False
-                    yield self.meta(plan, piece)[lo:hi]
+                    yield self.meta(plan, piece, sent)[lo:hi]
         finally:
             reader.close()
 
@@ -158,8 +162,12 @@ class Encoder:
             return crc32(data)
         return self.crcs.of(entry.node)
 
-    def meta(self, plan: ArchivePlan, piece: Piece) -> bytes:
-        """Given a metadata piece of a sized plan, return its bytes (ZIP local headers: see sized)."""
+    def meta(self, plan: ArchivePlan, piece: Piece, sent: array[int] | None = None) -> bytes:
+        """Given a metadata piece of a sized plan, return its bytes (ZIP local headers: see sized).
+
+        `sent`: the CRCs the body's local headers had (-1 where none was sent);
+        a central record repeats its header's, else asks the CRC cache.
+        """
         assert plan.layout is not None
         if plan.options.format != "zip":
             if piece.kind == "head":
@@ -171,7 +179,9 @@ class Encoder:
                                    - piece.size)
         assert piece.kind == "cd", piece.kind
         entry = plan.entries[piece.index]
-        crc = self.crcs.of(entry.node) if not entry.is_dir else 0
+        crc = sent[piece.index] if sent is not None else -1
+        if crc < 0:
+            crc = self.crcs.of(entry.node) if not entry.is_dir else 0
         return zip.stored_central_record(entry, crc, plan.layout.offsets[piece.index])
 
     def data(self, node: Node, lo: int = 0, hi: int | None = None, *,

@@ -163,9 +163,21 @@ def _name_flags(entry: Entry) -> tuple[bytes, int]:
 def _times(entry: Entry) -> tuple[int, int, bytes]:
     """Given an entry, return its DOS date, DOS time (UTC, clamped) and extended-timestamp field."""
     seconds = entry.node.mtime_ns // 1_000_000_000
+    known = _TIMES.get(seconds)
+    if known is not None:
+        return known
     dt = min(max(tuple(time.gmtime(max(seconds, 0))[:6]), DOS_MIN), DOS_MAX)
     dosdate, dostime = _dos(dt)
-    return dosdate, dostime, struct.pack("<HHBI", 0x5455, 5, 1, min(max(seconds, 0), 0x7FFFFFFF))
+    known = dosdate, dostime, struct.pack("<HHBI", 0x5455, 5, 1, min(max(seconds, 0), 0x7FFFFFFF))
+    if len(_TIMES) >= 4096:
+        _TIMES.clear()
+    _TIMES[seconds] = known
+    return known
+
+
+# mtime seconds -> _times(): files of a tree often share their second, and each
+# entry is rendered twice (local header, central record).
+_TIMES: dict[int, tuple[int, int, bytes]] = {}
 
 
 def needs_zip64_descriptor(entry: Entry) -> bool:
@@ -210,7 +222,9 @@ def central_record_size(entry: Entry, offset: int) -> int:
 
 
 def _name_length(entry: Entry) -> int:
-    return len(entry.name.encode("utf-8")) + entry.is_dir  # folders end with "/"
+    name = entry.name
+    size = len(name) if name.isascii() else len(name.encode("utf-8"))
+    return size + entry.is_dir  # folders end with "/"
 
 
 def layout(entries: list[Entry]) -> Layout:
