@@ -30,6 +30,10 @@ class Encoder:
         self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
         # Files up to this size are read once, for both their CRC and their bytes.
         self.hold = max(chunk, root.whole_read)
+        # The smallest file whose CRC a tar keeps for later ZIPs. On a local disk a
+        # smaller one is never sent unread (see BIG), so a ZIP reads it anyway and
+        # learns its CRC then; from an object store, every CRC known saves a request.
+        self.learn_from = BIG if root.whole_read == 0 else 1
 
     def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
                 parts: bool = False) -> Iterator[list[bytes | FilePart]]:
@@ -140,11 +144,13 @@ class Encoder:
         if part is not None:
             return iter((part,))
         expected = (known if known is not None else self.crcs.of(node)) if is_zip and whole else None
+        learn = not is_zip and node.size >= self.learn_from
         if whole and hi <= self.chunk:  # most files of a tree of small ones: no generator to run
             data = b"".join(reader.read(node, 0, hi, self.chunk))
-            self._settle(node, crc32(data), expected, not is_zip)
+            if expected is not None or learn:
+                self._settle(node, crc32(data), expected, learn)
             return iter((data,))
-        return self.data(node, lo, hi, expected=expected, learn=not is_zip, reader=reader)
+        return self.data(node, lo, hi, expected=expected, learn=learn, reader=reader)
 
     def _head_crc(self, entry: Entry, whole: bool, held: dict[int, bytes], index: int,
                   reader: Reader) -> int:
