@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("zipserve.crc")
 
 crc32 = isal_zlib.crc32  # ISA-L's CRC-32: several times zlib's speed
+QUIET_BELOW = 64 * 1024  # files read to learn their CRC are logged from this size up
 
 
 def key(node: Node) -> str:
@@ -168,6 +169,9 @@ class Crcs:
         for data in self.root.read(node, 0, node.size, self.chunk):
             value = crc32(data, value)
         self.computed += 1
-        log.info("CRC cache miss: read %s (%d bytes) to compute its CRC", node.shown, node.size)
+        # A small file is cheap to read and, on a local disk, not cached by downloads
+        # (see encode.Encoder.learn_from): a resume of a tree of them would log each.
+        log.log(logging.INFO if node.size >= QUIET_BELOW else logging.DEBUG,
+                "CRC cache miss: read %s (%d bytes) to compute its CRC", node.shown, node.size)
         self.cache.put(node, value)
         return value

@@ -30,9 +30,11 @@ class Encoder:
         self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
         # Files up to this size are read once, for both their CRC and their bytes.
         self.hold = max(chunk, root.whole_read)
-        # The smallest file whose CRC a tar keeps for later ZIPs. On a local disk a
-        # smaller one is never sent unread (see BIG), so a ZIP reads it anyway and
-        # learns its CRC then; from an object store, every CRC known saves a request.
+        # The smallest file whose CRC a download keeps in the cache. On a local disk a
+        # smaller one is never sent unread (see BIG): any body that sends its data
+        # reads it, and a stored ZIP's central records repeat the CRCs of the headers
+        # the same body sent; only a resume that starts past a header reads it again.
+        # From an object store, every CRC known saves a request.
         self.learn_from = BIG if root.whole_read == 0 else 1
 
     def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
@@ -158,8 +160,13 @@ class Encoder:
 
         A small file whose data is in this body is read once and held for it.
         """
-        if entry.is_dir or not entry.node.size:
+        size = entry.node.size
+        if entry.is_dir or not size:
             return 0
+        if whole and size < self.learn_from:
+            # Read now for both, whatever the cache holds; its CRC is kept by this body only.
+            data = held[index] = b"".join(reader.read(entry.node, 0, size, self.chunk))
+            return crc32(data)
         cached = self.crcs.cache.get(entry.node)
         if cached is not None:
             return cached
