@@ -16,13 +16,13 @@ from helpers import wait_until
 
 from zipserve.errors import SourceChanged
 from zipserve.fs import Root
-from zipserve.wire import ClientGone, Wire, advance
+from zipserve.wire import IOV_MAX, ClientGone, Wire, pending
 
 MiB = 1 << 20
 TIMEOUT = 60
 
 
-# --- advance: what is left after a partial writev (pure) --------------------------------
+# --- pending: what is left to write after a partial writev (pure) --------------------------
 
 @pytest.mark.parametrize(("sizes", "done", "left"), [
     ([3], 0, [b"abc"]),
@@ -33,14 +33,26 @@ TIMEOUT = 60
     ([3, 2], 5, []),
     ([1, 1, 4], 1, [b"b", b"cdef"]),
     ([1, 1, 4], 3, [b"def"]),
+    ([1, 1, 4], 0, [b"a", b"b", b"cdef"]),
 ])
-def test_advance_drops_written_bytes(sizes: list[int], done: int, left: list[bytes]) -> None:
+def test_pending_drops_written_bytes(sizes: list[int], done: int, left: list[bytes]) -> None:
     data = b"abcdef"
     views, at = [], 0
     for size in sizes:
         views.append(memoryview(data[at:at + size]))
         at += size
-    assert [bytes(v) for v in advance(views, done)] == left
+    ends = [sum(sizes[:i + 1]) for i in range(len(sizes))]
+    assert [bytes(v) for v in pending(views, ends, done)] == left
+
+
+def test_pending_gives_at_most_iov_max_buffers_from_where_writing_stopped() -> None:
+    views = [memoryview(bytes([i % 256]) * 2) for i in range(3 * IOV_MAX)]
+    ends = [2 * (i + 1) for i in range(len(views))]
+    first = pending(views, ends, 0)
+    assert len(first) == IOV_MAX and bytes(first[0]) == b"\x00\x00"
+    later = pending(views, ends, 2 * IOV_MAX + 1)  # half of buffer IOV_MAX is written
+    assert len(later) == IOV_MAX
+    assert bytes(later[0]) == bytes([IOV_MAX % 256]) and bytes(later[1]) == bytes([(IOV_MAX + 1) % 256]) * 2
 
 
 # --- a Wire on a real socket pair --------------------------------------------------------
