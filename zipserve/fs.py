@@ -111,19 +111,22 @@ class Root:
         the root; skips loops (by device and inode), special files and names
         that are not UTF-8; raises TooLarge as soon as a cap is passed.
         """
+        budget.take(top)
+        yield top
+        if top.kind == "file":
+            return
         stack: list[tuple[Node, frozenset[tuple[int, int]]]] = [(top, frozenset())]
         while stack:
-            node, ancestors = stack.pop()
-            budget.take(node)
-            yield node
-            if node.kind == "file":
-                continue
-            if len(node.path) - len(top.path) >= budget.max_depth:
+            folder, ancestors = stack.pop()
+            if len(folder.path) - len(top.path) >= budget.max_depth:
                 raise TooLarge(f"folders nested deeper than {budget.max_depth} levels"
-                               " (--max-depth)", path=node.shown)
-            here = ancestors | {(node.dev, node.ino)}
-            children = self._children(node, here)
-            stack.extend((child, here) for child in reversed(children))
+                               " (--max-depth)", path=folder.shown)
+            here = ancestors | {(folder.dev, folder.ino)}
+            children = self._children(folder, here)
+            for child in children:
+                budget.take(child)
+            yield from children
+            stack.extend((child, here) for child in reversed(children) if child.kind == "dir")
 
     def children(self, folder: Node) -> list[Node]:
         """Given a folder Node, return its safe children, as a walk would see them."""

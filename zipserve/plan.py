@@ -114,7 +114,7 @@ def etag_of(entries: Iterable[Entry], options: Options) -> str:
         n = e.node
         # An object store's version (its ETag) counts too: LastModified has only seconds.
         version = f"\0{n.version}" if n.version else ""
-        lines.append(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{e.deflate:d}{version}\n")
+        lines.append(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{int(e.deflate)}{version}\n")
         if len(lines) >= 4096:  # hashed in slices: one update per line costs more than the line
             h.update("".join(lines).encode("utf-8", "surrogatepass"))
             lines.clear()

@@ -44,6 +44,9 @@ class Layout:
         for piece in self.pieces[i:]:
             if piece.start >= stop:
                 break
+            if start <= piece.start and piece.start + piece.size <= stop:
+                yield piece, 0, piece.size  # the common case: a body holds the whole piece
+                continue
             lo = max(start - piece.start, 0)
             hi = min(stop - piece.start, piece.size)
             if lo < hi:

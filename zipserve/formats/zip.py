@@ -154,10 +154,10 @@ def stored_central_record(entry: Entry, crc: int, offset: int) -> bytes:
 
 def _name_flags(entry: Entry) -> tuple[bytes, int]:
     """Given an entry, return its name as written and the general purpose flags that go with it."""
-    name = entry.name + "/" if entry.is_dir else entry.name
+    name = entry.name + "/" if entry.node.kind == "dir" else entry.name
     if name.isascii():
-        return name.encode("ascii"), 0
-    return name.encode("utf-8"), FLAG_UTF8
+        return name.encode(), 0
+    return name.encode(), FLAG_UTF8
 
 
 def _times(entry: Entry) -> tuple[int, int, bytes]:
