@@ -44,7 +44,8 @@ from starlette.testclient import TestClient
 
 from tests.helpers import metrics, wait_until
 from zipserve.errors import Forbidden, SourceChanged
-from zipserve.fs import Budget, Root
+from zipserve.fs import Budget, Folders, Root
+from zipserve.node import Node
 
 MiB = 1 << 20
 BIG = 48 * MiB  # far more than socket buffers: a client that stops reading stays in flight
@@ -252,17 +253,39 @@ def test_symlink_swap_race_never_leaks_from_outside(race: Race, tmp_path: Path) 
     assert "Traceback" not in server.log_text()
 
 
+@pytest.mark.parametrize("in_folder", [False, True], ids=["by-path", "in-folder"])
 @pytest.mark.parametrize("outside_file", ["another file", "a hard link to the same file"])
-def test_file_swapped_between_stat_and_read_raises_source_changed(race: Race,
-                                                                  outside_file: str) -> None:
+def test_file_swapped_between_stat_and_read_raises_source_changed(race: Race, outside_file: str,
+                                                                  in_folder: bool) -> None:
+    # in-folder: as a body reads (fs.Folders), the folder checked once for all its files.
     if outside_file != "another file":  # same inode: only the /proc check can tell
         (race.outside / "f").unlink()
         os.link(race.root / "dir" / "f", race.outside / "f")
     root = Root(race.root)
     node = root.stat(("dir", "f"))
     swap(race)
-    with pytest.raises(SourceChanged):
-        list(root.read(node, 0, node.size, 1 << 16))
+    folders = Folders(root) if in_folder else None
+    with pytest.raises(SourceChanged, match="outside the root|replaced"):
+        list(root.read(node, 0, node.size, 1 << 16, folders))
+    if folders is not None:
+        folders.close()
+
+
+def test_symlinked_file_read_in_its_folder_gets_the_full_check(race: Race) -> None:
+    """A symlink is never opened through a checked folder: inside, it is read; outside, refused."""
+    (race.root / "inside-link").symlink_to("top.txt")
+    (race.root / "outside-link").symlink_to(race.outside / race.secret_name)
+    root = Root(race.root)
+    folders = Folders(root)
+    inside = root.stat(("inside-link",))
+    assert b"".join(root.read(inside, 0, inside.size, 1 << 16, folders)) == b"top\n"
+    # As if the planning stat had lost a race and seen the file outside:
+    st = os.stat(race.outside / race.secret_name)
+    outside = Node(("outside-link",), "file", st.st_size, st.st_mtime_ns, 0o644, st.st_dev,
+                   st.st_ino, st.st_ctime_ns)
+    with pytest.raises(SourceChanged, match="outside the root"):
+        list(root.read(outside, 0, outside.size, 1 << 16, folders))
+    folders.close()
 
 
 def test_folder_swapped_between_stat_and_walk_lists_nothing_outside(race: Race) -> None:
