@@ -37,16 +37,17 @@ TIMEOUT = 60
 ])
 def test_pending_drops_written_bytes(sizes: list[int], done: int, left: list[bytes]) -> None:
     data = b"abcdef"
-    views, at = [], 0
+    views: list[bytes | memoryview] = []
+    at = 0
     for size in sizes:
-        views.append(memoryview(data[at:at + size]))
+        views.append(data[at:at + size])
         at += size
     ends = [sum(sizes[:i + 1]) for i in range(len(sizes))]
     assert [bytes(v) for v in pending(views, ends, done)] == left
 
 
 def test_pending_gives_at_most_iov_max_buffers_from_where_writing_stopped() -> None:
-    views = [memoryview(bytes([i % 256]) * 2) for i in range(3 * IOV_MAX)]
+    views: list[bytes | memoryview] = [bytes([i % 256]) * 2 for i in range(3 * IOV_MAX)]
     ends = [2 * (i + 1) for i in range(len(views))]
     first = pending(views, ends, 0)
     assert len(first) == IOV_MAX and bytes(first[0]) == b"\x00\x00"

@@ -98,7 +98,7 @@ class Wire:
                 raise ClientGone(exc.errno, exc.strerror) from None
 
     def _writev(self, buffers: list[bytes]) -> None:
-        views = [memoryview(b) for b in buffers if b]
+        views: list[bytes | memoryview] = [b for b in buffers if b]  # writev takes bytes as they are
         ends = list(accumulate(map(len, views)))
         written = 0
         while views and written < ends[-1]:
@@ -124,7 +124,8 @@ class Wire:
                 return  # room, or an error the next writev reports
 
 
-def pending(views: list[memoryview], ends: list[int], written: int) -> list[memoryview]:
+def pending(views: list[bytes | memoryview], ends: list[int], written: int
+            ) -> list[bytes | memoryview]:
     """Given buffers, where each ends in their run and how many bytes are written, return the next to write.
 
     At most IOV_MAX of them, the first cut where the writing stopped; found by
@@ -136,7 +137,7 @@ def pending(views: list[memoryview], ends: list[int], written: int) -> list[memo
     rest = views[first:first + IOV_MAX]
     start = ends[first - 1] if first else 0
     if written > start:
-        rest[0] = rest[0][written - start:]
+        rest[0] = memoryview(rest[0])[written - start:]  # a view: the rest is not copied
     return rest
 
 
