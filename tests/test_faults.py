@@ -256,8 +256,13 @@ def test_fault_counts_as_failed_in_metrics(site: Site) -> None:
 # --- what curl users see ----------------------------------------------------------------
 
 def curl_with_fault(url: str, out: Path, fault: Callable[[], None]) -> int:
-    """Run curl on url (rate-limited so it reads slowly); once bytes arrive, apply the fault."""
-    proc = subprocess.Popen(["curl", "-sS", "--limit-rate", "8M", "-o", str(out), url],
+    """Run curl on url (rate-limited so it reads slowly); once bytes arrive, apply the fault.
+
+    At 4 MB/s the server reaches the victim, behind 16 MiB of lead of which the
+    socket buffers hold up to ~10 MB, about 1.5 s after curl's first byte: room
+    for this process to be late on a busy machine (at 8 MB/s, a CI run once lost).
+    """
+    proc = subprocess.Popen(["curl", "-sS", "--limit-rate", "4M", "-o", str(out), url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
