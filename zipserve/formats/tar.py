@@ -11,7 +11,7 @@ import struct
 import tarfile
 
 from ..node import Entry
-from .layout import Layout
+from .layout import Layout, Piece
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240: archives end on a record boundary, as tar writes them
@@ -86,13 +86,27 @@ def end_size(total: int) -> int:
 
 
 def layout(entries: list[Entry]) -> Layout:
-    """Given entries, return the archive's pieces."""
+    """Given entries, return the archive's pieces: a header, then a file's data and its padding.
+
+    Pieces are appended here, not through Layout.add: a plan makes three a
+    file, and the calls cost more than the pieces.
+    """
     out = Layout()
+    pieces, offsets = out.pieces, out.offsets
+    total = 0
     for i, entry in enumerate(entries):
-        out.offsets.append(out.total)
-        out.add("head", header_size(entry), i)
-        if not entry.is_dir:
-            out.add("data", entry.node.size, i)
-            out.add("pad", padding(entry.node.size), i)
-    out.add("end", end_size(out.total))
+        offsets.append(total)
+        head = header_size(entry)
+        pieces.append(Piece(total, head, "head", i))
+        total += head
+        size = entry.node.size if entry.node.kind == "file" else 0
+        if size:
+            pieces.append(Piece(total, size, "data", i))
+            total += size
+            pad = padding(size)
+            if pad:
+                pieces.append(Piece(total, pad, "pad", i))
+                total += pad
+    out.total = total
+    out.add("end", end_size(total))
     return out

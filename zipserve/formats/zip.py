@@ -23,7 +23,7 @@ import zipfile
 from zipstream.ng import ZipStreamInfo  # type: ignore[import-untyped]
 
 from ..node import Entry
-from .layout import Layout
+from .layout import Layout, Piece
 
 ZIP64_LIMIT = 0xFFFFFFFF  # sizes and offsets at or above this live in ZIP64 fields
 COUNT_LIMIT = 0xFFFF
@@ -235,13 +235,22 @@ def layout(entries: list[Entry]) -> Layout:
     holds them to the rendered records' lengths.
     """
     out = Layout()
+    pieces, offsets = out.pieces, out.offsets  # appended here: see tar.layout
+    total = 0
     for i, entry in enumerate(entries):
-        out.offsets.append(out.total)
-        out.add("head", local_header_size(entry), i)
-        out.add("data", entry.node.size, i)
-    cd_start = out.total
+        offsets.append(total)
+        head = local_header_size(entry)
+        pieces.append(Piece(total, head, "head", i))
+        total += head
+        if entry.node.size:
+            pieces.append(Piece(total, entry.node.size, "data", i))
+            total += entry.node.size
+    cd_start = total
     for i, entry in enumerate(entries):
-        out.add("cd", central_record_size(entry, out.offsets[i]), i)
+        record = central_record_size(entry, offsets[i])
+        pieces.append(Piece(total, record, "cd", i))
+        total += record
+    out.total = total
     out.add("end", len(end_records(len(entries), cd_start, out.total - cd_start)))
     out.marks["cd_start"] = cd_start
     return out
