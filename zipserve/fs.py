@@ -43,10 +43,13 @@ class Budget:
 
     def take(self, node: Node) -> None:
         """Given a walked node, count it; raise TooLarge once a cap is passed."""
-        if node.kind != "file":
-            return
-        self.files += 1
-        self.bytes += node.size
+        self.take_all([node])
+
+    def take_all(self, nodes: list[Node]) -> None:
+        """Given walked nodes (a folder's children), count them; raise TooLarge once a cap is passed."""
+        sizes = [n.size for n in nodes if n.kind == "file"]
+        self.files += len(sizes)
+        self.bytes += sum(sizes)
         if self.files > self.max_files:
             raise TooLarge(f"selection has more than {self.max_files} files (--max-files)")
         if self.bytes > self.max_bytes:
@@ -123,8 +126,7 @@ class Root:
                                " (--max-depth)", path=folder.shown)
             here = ancestors | {(folder.dev, folder.ino)}
             children = self._children(folder, here)
-            for child in children:
-                budget.take(child)
+            budget.take_all(children)
             yield from children
             stack.extend((child, here) for child in reversed(children) if child.kind == "dir")
 
@@ -142,12 +144,15 @@ class Root:
         base = self._full(folder.path)
         # Bytes a child's name may take: the kernel opens no longer path (with its NUL).
         room = self.path_max - len(os.fsencode(base)) - 1
+        children = []
         try:
-            children = [self._child(folder, entry, ancestors, base, room)
-                        for entry in sorted(os.scandir(fd), key=_name)]
+            for entry in sorted(os.scandir(fd), key=_name):
+                child = self._child(folder, entry, ancestors, base, room)
+                if child is not None:
+                    children.append(child)
         finally:
             os.close(fd)
-        return [child for child in children if child is not None]
+        return children
 
     def _open_folder(self, folder: Node) -> int:
         """Given a walked folder, return an fd open on that very folder; raise NotFound or Forbidden.
