@@ -96,8 +96,8 @@ class Encoder:
         assert plan.layout is not None
         is_zip = plan.options.format == "zip"
         held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
-        crcs: dict[int, int] = {}  # ZIP: CRCs of the headers sent whose data comes next
-        # ZIP: the CRC each local header of this body had (-1: not sent), for its central record.
+        # ZIP: the CRC each local header of this body had (-1: not sent), for the
+        # entry's data (checked against it) and its central record.
         sent = array("q", [-1]) * len(plan.entries) if is_zip else None
         reader = self.root.prefetch(data_spans(plan, start, stop))
         warm = is_zip
@@ -106,18 +106,18 @@ class Encoder:
                 if piece.kind == "pad":
                     yield bytes(hi - lo)
                 elif piece.kind == "data":
-                    known = crcs.pop(piece.index, None)
                     if piece.index in held:
                         yield held.pop(piece.index)[lo:hi]
                     else:
-                        yield from self._data(plan, piece.index, lo, hi, known, parts, reader)
+                        known = sent[piece.index] if sent is not None else -1
+                        yield from self._data(plan, piece.index, lo, hi,
+                                              known if known >= 0 else None, parts, reader)
                 elif is_zip and piece.kind == "head":
                     entry = plan.entries[piece.index]
                     # The file's data is in this body, so it may be read now, once, for both.
                     whole = stop >= piece.start + piece.size + entry.node.size
-                    crc = crcs[piece.index] = self._head_crc(entry, whole, held, piece.index,
-                                                             reader)
-                    sent[piece.index] = crc  # type: ignore[index]
+                    crc = sent[piece.index] = self._head_crc(  # type: ignore[index]
+                        entry, whole, held, piece.index, reader)
                     yield zip.stored_local_header(entry, crc)[lo:hi]
                 else:
                     if warm and piece.kind == "cd":

@@ -155,9 +155,8 @@ def stored_central_record(entry: Entry, crc: int, offset: int) -> bytes:
 def _name_flags(entry: Entry) -> tuple[bytes, int]:
     """Given an entry, return its name as written and the general purpose flags that go with it."""
     name = entry.name + "/" if entry.node.kind == "dir" else entry.name
-    if name.isascii():
-        return name.encode(), 0
-    return name.encode(), FLAG_UTF8
+    data = name.encode()
+    return data, 0 if len(data) == len(name) else FLAG_UTF8  # as long: ASCII
 
 
 def _times(entry: Entry) -> tuple[int, int, bytes]:
