@@ -13,7 +13,10 @@ small file.  The client is curl writing to /dev/null.
 
 MB/s are 10^6 bytes of file data (the selection's files, not the archive's
 bytes) per second, median of the repeats; the page cache is warmed right
-before every timed run.  Ratios are same-run ratios of medians.  Peak RSS is
+before every timed run.  Ratios are same-run ratios of medians; the reference
+of each table (nginx, cat) is timed both before and after zipserve's cases,
+its median taken over both, so a machine whose speed drifts during the run
+does not favour one side.  Peak RSS is
 the server's VmHWM: each zipserve case gets a fresh server, so it is that
 case's peak.  CPU s/GB is the server's CPU time (user + system) per GB of file
 data, "(loop)" the part spent on zipserve's event-loop thread: on a shared or
@@ -264,6 +267,15 @@ class Row:
         if wire is not None:
             self.wire.append(wire)
 
+    def merge(self, other: Row) -> None:
+        """Given a later row of the same case, take its runs in."""
+        self.seconds += other.seconds
+        self.cpu += other.cpu
+        self.loop_cpu += other.loop_cpu
+        self.wire += other.wire
+        if other.peak is not None:
+            self.peak = max(self.peak or 0.0, other.peak)
+
     def mbps(self) -> float:
         return statistics.median(self.source / s for s in self.seconds) / MB
 
@@ -448,9 +460,13 @@ class Bench:
 
     def throughput(self, tree: Tree, chunk_sizes: list[int], small: bool) -> list[Row]:
         """Given a tree, return every row of its throughput table, references first."""
-        rows = [self.cat(tree)] if small else [self.nginx(tree)]
+        reference = self.cat if small else self.nginx
+        rows = [reference(tree)]
         rows += [self.tar_cat(tree), self.zipserver(tree)]
         rows += [self.ours(tree, case) for case in CASES]
+        # The machine's speed drifts over a run: the reference is timed again
+        # after the cases, and its median is taken over both sets of runs.
+        rows[0].merge(reference(tree))
         for chunk in chunk_sizes:
             for base in ("zip", "tar"):
                 case = next(c for c in CASES if c.key == base)
