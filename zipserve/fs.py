@@ -1,9 +1,10 @@
 """The only code that touches the disk: confinement to the root, stat, walk, reads.
 
 Confinement is checked twice: by path before planning (the real path must lie
-inside the root) and on the opened file before reading (its device and inode
-must be the planned ones and /proc must show it inside the root), so a folder
-swapped for a symlink between the two never leaks a byte from outside.
+inside the root) and on the opened file (its device and inode must be the
+planned ones, and /proc must show it, or the folder it was opened in without
+following a symlink, inside the root), so a folder swapped for a symlink
+between the two never leaks a byte from outside.
 """
 
 from __future__ import annotations
