@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("zipserve.crc")
 
 crc32 = isal_zlib.crc32  # ISA-L's CRC-32: several times zlib's speed
-QUIET_BELOW = 64 * 1024  # files read to learn their CRC are logged from this size up
+# Files read to learn their CRC are logged from this size up: encode.BIG, below which
+# a local file is never sent unread, so its CRC is not cached (encode.Encoder.learn_from).
+QUIET_BELOW = 64 * 1024
 
 
 def key(node: Node) -> str:

@@ -109,7 +109,8 @@ class Local(Root):
     whole_read = 0  # the page cache makes a second read cheap: hold no more than a chunk
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
-        return InFolders(self)  # the kernel reads ahead on disk; nothing to gain here
+        # No read-ahead (the kernel does it on disk); files open in their checked folder.
+        return InFolders(self)
 
     def crc_key(self, node: Node) -> str:
         return crc.key(node)
