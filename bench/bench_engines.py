@@ -23,7 +23,7 @@ from types import ModuleType
 from isal import isal_zlib
 from zlib_ng import zlib_ng
 
-from zipserve.compress import Crc, Pool, deflate_raw, engine_for
+from zipserve.encode.compress import Crc, Pool, deflate_raw, engine_for
 
 MIB = 1 << 20
 CHUNK = 256 * 1024

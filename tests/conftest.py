@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from zipserve.app import create_app
+from zipserve.http.app import create_app
 from zipserve.settings import Settings
 
 # Fixed times so archives of the sample tree are reproducible.

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from zipserve.app import create_app
 from zipserve.cli import main
+from zipserve.core.signing import sign_url
+from zipserve.http.app import create_app
 from zipserve.settings import Settings
-from zipserve.signing import sign_url
 
 TOKEN = "tok-123"
 SECRET = "sec-456"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from zipserve.compress import (
+from zipserve.encode.compress import (
     AHEAD,
     DEFAULT_BLOCK,
     MIN_SEGMENT,
@@ -512,5 +512,5 @@ def test_worth_deflating_takes_ascii_samples_without_a_trial(monkeypatch: pytest
     def no_trial(sample: bytes) -> bool:
         raise AssertionError("ASCII samples need no trial deflate")
 
-    monkeypatch.setattr("zipserve.compress.shrinks", no_trial)
+    monkeypatch.setattr("zipserve.encode.compress.shrinks", no_trial)
     assert worth_deflating(text(4 * BLOCK))

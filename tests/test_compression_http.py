@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from conftest import MTIME, Server, start_server, stop
 
 from zipserve.cli import main
-from zipserve.compress import DEFAULT_BLOCK
+from zipserve.encode.compress import DEFAULT_BLOCK
 
 BLOCK = DEFAULT_BLOCK
 MIB = 1 << 20

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import Server, build_tree, start_server, stop
 
-from zipserve.headers import ascii_fallback, content_disposition
+from zipserve.core.headers import ascii_fallback, content_disposition
 
 NAMES = [
     pytest.param('a"b', id="quote"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zipserve.headers import prefers_html
+from zipserve.core.headers import prefers_html
 
 
 @pytest.mark.parametrize("accept,html", [

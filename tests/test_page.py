@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from zipserve.app import create_app
-from zipserve.page import human_size
+from zipserve.core.signing import sign_url
+from zipserve.http.app import create_app
+from zipserve.http.page import human_size
 from zipserve.settings import Settings
-from zipserve.signing import sign_url
 
 ODD = {
     "<img src=x onerror=alert(1)>.txt": b"img probe\n",

@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 
+from zipserve.core.formats import zip
+from zipserve.core.node import Entry, Node
+from zipserve.core.plan import MIN_DEFLATE, ArchivePlan, build
+from zipserve.core.selection import Options, make_selection
 from zipserve.errors import BadRequest
-from zipserve.formats import zip
-from zipserve.node import Entry, Node
-from zipserve.plan import MIN_DEFLATE, ArchivePlan, build
-from zipserve.selection import Options, make_selection
 
 MTIME_NS = 1_700_000_000 * 10**9
 _inodes = itertools.count(100)

@@ -10,7 +10,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from zipserve.ranges import (
+from zipserve.core.ranges import (
     Decision,
     Validators,
     boundary_for,

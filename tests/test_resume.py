@@ -25,11 +25,11 @@ import httpx
 import pytest
 from conftest import MTIME, Server, build_tree, start_server, stop
 
-from zipserve.crc import CrcCache
 from zipserve.errors import SourceChanged
-from zipserve.fs import Root
 from zipserve.service import Service
 from zipserve.settings import Settings
+from zipserve.sources.crc import CrcCache
+from zipserve.sources.local.fs import Root
 
 CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
 TIMEOUT = 60

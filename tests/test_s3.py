@@ -104,11 +104,11 @@ from test_formats import (  # noqa: F401  (the archive tests and fixtures, rerun
 
 from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
 from tests.s3.support import body, new_bucket, put_all
-from zipserve import s3 as zs3
-from zipserve.app import create_app
 from zipserve.errors import SourceChanged
+from zipserve.http.app import create_app
 from zipserve.service import Service
 from zipserve.settings import Settings
+from zipserve.sources.s3 import source as zs3
 
 pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
 

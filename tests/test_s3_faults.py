@@ -26,7 +26,7 @@ from starlette.testclient import TestClient
 from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
 from tests.s3.fault_proxy import FaultProxy, Seen
 from tests.s3.support import new_bucket
-from zipserve.app import create_app
+from zipserve.http.app import create_app
 from zipserve.settings import Settings
 
 pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults

@@ -24,7 +24,7 @@ from test_hostile import rss_mib
 from tests.helpers import metrics, wait_until
 from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
 from tests.s3.support import new_bucket, put_all
-from zipserve.s3read import AheadBudget
+from zipserve.sources.s3.read import AheadBudget
 
 pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zipserve.errors import BadRequest, Forbidden
-from zipserve.selection import (
+from zipserve.core.selection import (
     Options,
     Selection,
     download_name,
@@ -14,6 +13,7 @@ from zipserve.selection import (
     parse_path,
     split_extension,
 )
+from zipserve.errors import BadRequest, Forbidden
 
 # ---------------------------------------------------------------- parse_path
 

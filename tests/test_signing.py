@@ -6,8 +6,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from zipserve.core.signing import parse_duration, sign_url, verify
 from zipserve.errors import Unauthorized
-from zipserve.signing import parse_duration, sign_url, verify
 
 SECRET = "s3cret"
 NOW = 1_800_000_000

@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from zipserve.formats import tar
-from zipserve.node import Entry, Node
+from zipserve.core.formats import tar
+from zipserve.core.node import Entry, Node
 
 NAMES = ["a", "a/b.txt", "x" * 99, "x" * 100, "x" * 101, "caf\u00e9", "d/" + "y" * 97]
 SIZES = [0, 1, 8**11 - 1, 8**11]  # 8**11 needs a PAX size record

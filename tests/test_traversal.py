@@ -32,9 +32,9 @@ from conftest import Server, build_tree, start_server, stop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zipserve import links
+from zipserve.core import links
+from zipserve.core.selection import parse_path
 from zipserve.errors import BadRequest, Forbidden
-from zipserve.selection import parse_path
 
 MARKER = "ZS-OUTSIDE-" + uuid.uuid4().hex
 SIBLING_MARKER = "ZS-SIBLING-" + uuid.uuid4().hex

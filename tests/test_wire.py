@@ -15,8 +15,8 @@ from conftest import Server, build_tree, start_server, stop
 from helpers import wait_until
 
 from zipserve.errors import SourceChanged
-from zipserve.fs import Root
-from zipserve.wire import IOV_MAX, ClientGone, Wire, pending
+from zipserve.http.wire import IOV_MAX, ClientGone, Wire, pending
+from zipserve.sources.local.fs import Root
 
 MiB = 1 << 20
 TIMEOUT = 60

@@ -1,5 +1,5 @@
 """`python -m zipserve` is the `zipserve` command."""
 
-from .cli import main
+from zipserve.cli import main
 
 main()

@@ -16,9 +16,9 @@ from typing import Any, BinaryIO
 
 import click
 
-from . import signing
-from .errors import ZipserveError
-from .settings import Settings, is_s3, root_of
+from zipserve.core import signing
+from zipserve.errors import ZipserveError
+from zipserve.settings import Settings, is_s3, root_of
 
 SETTINGS_ENV = "ZIPSERVE__SETTINGS"  # how the parent hands settings to uvicorn's workers
 
@@ -118,8 +118,8 @@ def check_store(settings: Settings) -> None:
     """
     if not is_s3(settings.root):
         return
-    from .errors import Unavailable
-    from .s3 import S3Source
+    from zipserve.errors import Unavailable
+    from zipserve.sources.s3.source import S3Source
 
     source = S3Source.from_settings(settings)
     try:
@@ -184,10 +184,10 @@ def tune_gc() -> None:
 
 def app_from_env() -> Any:
     """Build the app from the settings the parent process left in the environment."""
-    from .app import create_app
+    from zipserve.http.app import create_app
 
     tune_malloc()
-    from .streaming import ExposeConnection
+    from zipserve.http.streaming import ExposeConnection
 
     raw = json.loads(os.environ[SETTINGS_ENV])
     for key in ("root", "crc_cache"):
@@ -209,7 +209,7 @@ def app_from_env() -> Any:
 def pack(root: str, paths: tuple[str, ...], fmt: str, compression: str, name: str | None,
          output: str, **options: Any) -> None:
     """Write the archive the server would stream for PATHS under ROOT."""
-    from .service import Service
+    from zipserve.service import Service
 
     service = Service(make_settings(root, **options))
     tune_gc()
@@ -291,7 +291,7 @@ def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: 
 def archive_url(paths: list[str], fmt: str, compression: str | None,
                 name: str | None) -> tuple[str, list[tuple[str, str]]]:
     """Given a selection, return the archive URL's path and query (without signature)."""
-    from .selection import FORMAT_EXT, parse_format
+    from zipserve.core.selection import FORMAT_EXT, parse_format
 
     fmt = parse_format(fmt)
     query = [(k, v) for k, v in (("compression", compression), ("name", name)) if v]
@@ -303,7 +303,7 @@ def archive_url(paths: list[str], fmt: str, compression: str | None,
 def _etag(root: str, paths: list[str], fmt: str, compression: str | None,
           name: str | None, s3_endpoint: str | None = None) -> str | None:
     """Given a selection, return its current ETag when the archive is sized (else None: nothing to pin)."""
-    from .service import Service
+    from zipserve.service import Service
 
     service = Service(make_settings(root, crc_cache=None, no_crc_cache=True,
                                     s3_endpoint=s3_endpoint))

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from . import compress, plan
-from .crc import CrcCache, Crcs
-from .encode import Encoder
-from .errors import BadRequest, TooLarge
-from .fs import Budget
-from .node import Node
-from .selection import (
+from zipserve.core import plan
+from zipserve.core.node import Node
+from zipserve.core.selection import (
     download_name,
     make_selection,
     parse_options,
     parse_path,
 )
-from .settings import Settings
-from .source import open_source
+from zipserve.encode import compress
+from zipserve.encode.encoder import Encoder
+from zipserve.errors import BadRequest, TooLarge
+from zipserve.settings import Settings
+from zipserve.sources.base import open_source
+from zipserve.sources.crc import CrcCache, Crcs
+from zipserve.sources.local.fs import Budget
 
 
 class Service:

@@ -89,7 +89,7 @@ def root_of(text: str) -> Path | str:
 
 def check_s3(settings: Settings) -> None:
     """Given settings with an s3:// root, raise ValueError naming what cannot work."""
-    from .s3 import parse_root
+    from zipserve.sources.s3.source import parse_root
 
     parse_root(str(settings.root))
     if importlib.util.find_spec("boto3") is None:

@@ -72,7 +72,7 @@ import zstandard
 from isal import isal_zlib
 from zlib_ng import zlib_ng
 
-from .ordered import Item, Later, Stream, Task, in_order
+from zipserve.encode.ordered import Item, Later, Stream, Task, in_order
 
 T = TypeVar("T")
 Block = bytes | memoryview  # a block of input: a view into the chunk that held it, or joined

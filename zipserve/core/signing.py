@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
-from .errors import Unauthorized
+from zipserve.errors import Unauthorized
 
 Query = Sequence[tuple[str, str]]
 

@@ -16,9 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from . import links, ranges, signing
-from .access import Access, RedactSecrets
-from .errors import (
+from zipserve.core import links, ranges, signing
+from zipserve.core.headers import content_disposition, file_etag, http_date, prefers_html
+from zipserve.core.node import Node
+from zipserve.core.plan import ArchivePlan
+from zipserve.core.selection import parse_path, split_extension
+from zipserve.errors import (
     BadRequest,
     Busy,
     Forbidden,
@@ -27,15 +30,12 @@ from .errors import (
     TooLarge,
     ZipserveError,
 )
-from .headers import content_disposition, file_etag, http_date, prefers_html
-from .metrics import Metrics
-from .node import Node
-from .page import install_page, render_error
-from .plan import ArchivePlan
-from .selection import parse_path, split_extension
-from .service import Service
-from .settings import Settings
-from .streaming import BodyResponse, Chunk, Outcome
+from zipserve.http.access import Access, RedactSecrets
+from zipserve.http.metrics import Metrics
+from zipserve.http.page import install_page, render_error
+from zipserve.http.streaming import BodyResponse, Chunk, Outcome
+from zipserve.service import Service
+from zipserve.settings import Settings
 
 log = logging.getLogger("zipserve.access")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import BadRequest, Forbidden
-from .node import RelPath
+from zipserve.core.node import RelPath
+from zipserve.errors import BadRequest, Forbidden
 
 FORMATS = ("zip", "tar", "tar.gz", "tar.zst", "gz")
 # Extension (as written in a URL) -> format; the longest suffix wins.

@@ -12,11 +12,11 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import BadRequest
-from .formats import tar, zip
-from .formats.layout import Layout
-from .node import Entry, Node
-from .selection import Options, Selection
+from zipserve.core.formats import tar, zip
+from zipserve.core.formats.layout import Layout
+from zipserve.core.node import Entry, Node
+from zipserve.core.selection import Options, Selection
+from zipserve.errors import BadRequest
 
 # Bump whenever the bytes written for the same plan change: it is part of every ETag.
 LAYOUT_VERSION = 2

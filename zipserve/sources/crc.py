@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from isal import isal_zlib
 
-from .node import Node
+from zipserve.core.node import Node
 
 if TYPE_CHECKING:
-    from .source import CrcStore, Source
+    from zipserve.sources.base import CrcStore, Source
 
 log = logging.getLogger("zipserve.crc")
 

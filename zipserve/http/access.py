@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import signing
-from .errors import Unauthorized, ZipserveError
+from zipserve.core import signing
+from zipserve.errors import Unauthorized, ZipserveError
 
 COOKIE = "zipserve_token"
 OPEN_PATHS = ("/healthz",)

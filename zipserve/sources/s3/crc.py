@@ -30,7 +30,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .s3errors import code, is_missing
+from zipserve.sources.s3.errors import code, is_missing
 
 log = logging.getLogger("zipserve.s3")
 

@@ -8,7 +8,7 @@ import json
 import zlib
 from typing import Any
 
-from .errors import BadRequest
+from zipserve.errors import BadRequest
 
 MAX_TOKEN = 64 * 1024
 MAX_JSON = 1 << 20

@@ -23,9 +23,9 @@ import anyio.abc
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import SourceChanged
-from .fs import FilePart
-from .wire import Connection, Wire
+from zipserve.errors import SourceChanged
+from zipserve.http.wire import Connection, Wire
+from zipserve.sources.local.fs import FilePart
 
 log = logging.getLogger("zipserve.stream")
 

@@ -15,17 +15,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import compress
-from .crc import crc32
-from .errors import SourceChanged
-from .formats import zip
-from .node import Entry
-from .ordered import Item, Later, Task, in_order
-from .selection import Options
-from .source import Direct, Reader, Span
+from zipserve.core.formats import zip
+from zipserve.core.node import Entry
+from zipserve.core.selection import Options
+from zipserve.encode import compress
+from zipserve.encode.ordered import Item, Later, Task, in_order
+from zipserve.errors import SourceChanged
+from zipserve.sources.base import Direct, Reader, Span
+from zipserve.sources.crc import crc32
 
 if TYPE_CHECKING:
-    from .encode import Encoder
+    from zipserve.encode.encoder import Encoder
 
 OVERHEAD = 4096  # the weight of an entry in the window beyond its bytes: many tiny ones count
 

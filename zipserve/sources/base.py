@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Protocol
 
-from . import crc
-from .fs import Budget, FilePart, Folders, Root
-from .node import Node, RelPath
+from zipserve.core.node import Node, RelPath
+from zipserve.sources import crc
+from zipserve.sources.local.fs import Budget, FilePart, Folders, Root
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from zipserve.settings import Settings
 
 Span = tuple[Node, int, int]  # a file and a half-open byte span of it
 
@@ -224,10 +224,10 @@ class Ahead:
 
 def open_source(settings: Settings) -> Source:
     """Given settings, return the source their root names (a local folder or an S3 prefix)."""
-    from .settings import is_s3
+    from zipserve.settings import is_s3
 
     if is_s3(settings.root):
-        from .s3 import S3Source
+        from zipserve.sources.s3.source import S3Source
 
         return S3Source.from_settings(settings)
     return Local(settings.root)  # type: ignore[arg-type]  # a Path once settings checked it

@@ -24,11 +24,11 @@ from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from . import signing
-from .errors import ZipserveError
-from .node import Node, RelPath
-from .selection import parse_path
-from .service import Service
+from zipserve.core import signing
+from zipserve.core.node import Node, RelPath
+from zipserve.core.selection import parse_path
+from zipserve.errors import ZipserveError
+from zipserve.service import Service
 
 HERE = Path(__file__).parent
 ENV = jinja2.Environment(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 import tarfile
 
-from ..node import Entry
-from .layout import Layout, Piece
+from zipserve.core.formats.layout import Layout, Piece
+from zipserve.core.node import Entry
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240: archives end on a record boundary, as tar writes them

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .errors import Forbidden, NotFound, SourceChanged, TooLarge
-from .node import Node, RelPath
+from zipserve.core.node import Node, RelPath
+from zipserve.errors import Forbidden, NotFound, SourceChanged, TooLarge
 
 log = logging.getLogger("zipserve.fs")
 

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .errors import SourceChanged
-from .node import Node
-from .s3errors import changed
-from .source import Ahead, Reader, Span
+from zipserve.core.node import Node
+from zipserve.errors import SourceChanged
+from zipserve.sources.base import Ahead, Reader, Span
+from zipserve.sources.s3.errors import changed
 
 log = logging.getLogger("zipserve.s3")
 

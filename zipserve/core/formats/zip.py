@@ -22,8 +22,8 @@ import zipfile
 
 from zipstream.ng import ZipStreamInfo  # type: ignore[import-untyped]
 
-from ..node import Entry
-from .layout import Layout, Piece
+from zipserve.core.formats.layout import Layout, Piece
+from zipserve.core.node import Entry
 
 ZIP64_LIMIT = 0xFFFFFFFF  # sizes and offsets at or above this live in ZIP64 fields
 COUNT_LIMIT = 0xFFFF

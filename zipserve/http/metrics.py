@@ -20,7 +20,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .streaming import Outcome
+from zipserve.http.streaming import Outcome
 
 OUTCOMES = ("complete", "client_gone", "failed")
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise to every scrape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .errors import BadGateway, Forbidden, NotFound, Unavailable, ZipserveError
+from zipserve.errors import BadGateway, Forbidden, NotFound, Unavailable, ZipserveError
 
 log = logging.getLogger("zipserve.s3")
 

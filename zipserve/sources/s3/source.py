@@ -57,17 +57,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import NotFound, TooLarge, ZipserveError
-from .fs import Budget
-from .node import Node, RelPath
-from .s3crc import S3CrcStore
-from .s3errors import refusal
-from .s3read import Objects
-from .selection import parse_path
-from .source import Reader, Span
+from zipserve.core.node import Node, RelPath
+from zipserve.core.selection import parse_path
+from zipserve.errors import NotFound, TooLarge, ZipserveError
+from zipserve.sources.base import Reader, Span
+from zipserve.sources.local.fs import Budget
+from zipserve.sources.s3.crc import S3CrcStore
+from zipserve.sources.s3.errors import refusal
+from zipserve.sources.s3.read import Objects
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from zipserve.settings import Settings
 
 log = logging.getLogger("zipserve.s3")
 

@@ -11,16 +11,16 @@ from array import array
 from collections.abc import Generator, Iterable, Iterator
 from typing import TypeVar, overload
 
-from . import compress
-from .crc import Crcs, crc32
-from .errors import SourceChanged
-from .formats import tar, zip
-from .formats.layout import Piece
-from .fs import FilePart
-from .node import Entry, Node
-from .plan import ArchivePlan
-from .source import Reader, Source, Span
-from .streamzip import StreamedZip
+from zipserve.core.formats import tar, zip
+from zipserve.core.formats.layout import Piece
+from zipserve.core.node import Entry, Node
+from zipserve.core.plan import ArchivePlan
+from zipserve.encode import compress
+from zipserve.encode.streamzip import StreamedZip
+from zipserve.errors import SourceChanged
+from zipserve.sources.base import Reader, Source, Span
+from zipserve.sources.crc import Crcs, crc32
+from zipserve.sources.local.fs import FilePart
 
 
 class Encoder:
