@@ -19,7 +19,7 @@ class ZipserveError(Exception):
         return {}
 
     def body(self) -> dict[str, dict[str, str]]:
-        """Return the JSON body of SPEC.md's error format."""
+        """Return the JSON error body: {"error": {"code", "message", "path"?}}."""
         error = {"code": self.code, "message": self.message}
         if self.path is not None:
             error["path"] = self.path
@@ -105,14 +105,24 @@ class Unavailable(ZipserveError):
         return {"Retry-After": str(self.retry_after)}
 
 
-class SourceChanged(Exception):
+class ConfigError(ZipserveError, ValueError):
+    """A setting that cannot work: the server or `pack` refuses to start (never raised per request)."""
+
+    status = 500
+    code = "config"
+
+
+class SourceChanged(ZipserveError):
     """A file changed, vanished or became unreadable after the body started.
 
     Raised inside the body iterator; the HTTP layer aborts the connection so the
-    client sees an incomplete transfer, never a whole-looking wrong archive.
+    client sees an incomplete transfer, never a whole-looking wrong archive. Its
+    status is never sent: the headers are gone by then.
     """
 
+    status = 500
+    code = "source_changed"
+
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
+        super().__init__(f"{path}: {reason}", path=path)
         self.reason = reason

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zipserve.errors import ConfigError
+
 MiB = 1 << 20
 GiB = 1 << 30
 
@@ -60,21 +62,21 @@ class Settings:
 
 
 def check(settings: Settings) -> None:
-    """Given settings, raise ValueError naming the first one that cannot work."""
+    """Given settings, raise ConfigError naming the first one that cannot work."""
     if is_s3(settings.root):
         check_s3(settings)
     elif not Path(settings.root).is_dir():
-        raise ValueError(f"root {settings.root} is not a folder")
+        raise ConfigError(f"root {settings.root} is not a folder")
     if not 1 <= settings.level <= 9:
-        raise ValueError("level must be 1..9")
+        raise ConfigError("level must be 1..9")
     if settings.chunk_size < 4096:
-        raise ValueError("chunk size must be at least 4096 bytes")
+        raise ConfigError("chunk size must be at least 4096 bytes")
     for name in ("max_files", "max_bytes", "max_streams", "max_paths", "max_body",
                  "max_depth", "compress_workers", "workers", "max_path_bytes"):
         if getattr(settings, name) < 1:
-            raise ValueError(f"{name.replace('_', '-')} must be at least 1")
+            raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
     if settings.send_timeout <= 0 or settings.grace < 0:
-        raise ValueError("send-timeout must be above 0 and grace at least 0")
+        raise ConfigError("send-timeout must be above 0 and grace at least 0")
 
 
 def is_s3(root: object) -> bool:
@@ -88,14 +90,14 @@ def root_of(text: str) -> Path | str:
 
 
 def check_s3(settings: Settings) -> None:
-    """Given settings with an s3:// root, raise ValueError naming what cannot work."""
+    """Given settings with an s3:// root, raise ConfigError naming what cannot work."""
     from zipserve.sources.s3.source import parse_root
 
     parse_root(str(settings.root))
     if importlib.util.find_spec("boto3") is None:
-        raise ValueError("an s3:// root needs boto3: pip install 'zipserve[s3]'")
+        raise ConfigError("an s3:// root needs boto3: pip install 'zipserve[s3]'")
     if settings.s3_part_size < 64 * 1024 or settings.s3_read_ahead < 1:
-        raise ValueError("s3-part-size must be at least 65536 and s3-read-ahead at least 1")
+        raise ConfigError("s3-part-size must be at least 65536 and s3-read-ahead at least 1")
     prefix = settings.s3_crc_prefix
     if prefix is not None and (not prefix.endswith("/") or prefix.startswith("/")):
-        raise ValueError("s3-crc-prefix is a key prefix in the served bucket, like .zipserve-crc/")
+        raise ConfigError("s3-crc-prefix is a key prefix in the served bucket, like .zipserve-crc/")
