@@ -16,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from zipserve.core import links, ranges, signing
-from zipserve.core.headers import content_disposition, file_etag, http_date, prefers_html
+from zipserve.core import links, signing
+from zipserve.core.answer import Asked, Part, Served, answer_for
+from zipserve.core.headers import file_etag, prefers_html
 from zipserve.core.node import Node
 from zipserve.core.plan import ArchivePlan
 from zipserve.core.selection import parse_path, split_extension
@@ -25,8 +26,6 @@ from zipserve.errors import (
     BadRequest,
     Busy,
     Forbidden,
-    PreconditionFailed,
-    RangeNotSatisfiable,
     TooLarge,
     ZipserveError,
 )
@@ -216,44 +215,34 @@ def _check_text(value: str) -> None:
         raise BadRequest("fields must be valid UTF-8 text") from None
 
 
-def archive_headers(plan: ArchivePlan) -> dict[str, str]:
-    """Given a plan, return the headers every answer about it carries."""
-    headers = {"Content-Type": plan.content_type,
-               "Content-Disposition": content_disposition(plan.filename),
-               "X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
-    if plan.sized:
-        assert plan.etag is not None
-        headers.update({"Accept-Ranges": "bytes", "ETag": plan.etag,
-                        "Last-Modified": http_date(plan.last_modified)})
-    else:
-        headers["Accept-Ranges"] = "none"
-    return headers
+def served_archive(plan: ArchivePlan) -> Served:
+    """Given a plan, return the archive as the answer sees it."""
+    if not plan.sized:
+        return Served.unsized_archive(plan.content_type, plan.filename)
+    assert plan.total is not None and plan.etag is not None
+    return Served.sized_archive(plan.content_type, plan.filename, plan.total, plan.etag,
+                                plan.last_modified)
+
+
+def served_file(node: Node) -> Served:
+    """Given a file node, return the file as the answer sees it."""
+    ctype = mimetypes.guess_type(node.path[-1])[0] or "application/octet-stream"
+    return Served.file(ctype, node.size, file_etag(node.size, node.mtime_ns, node.version),
+                       node.mtime_ns // 1_000_000_000)
 
 
 def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., BodyResponse],
                   metrics: Metrics, max_streams: int) -> BodyResponse:
-    """Given a plan, decide the answer (preconditions, range, limits), then return it."""
-    pinned = request.query_params.get("etag")
-    if pinned is not None and pinned.strip('"') != (plan.etag or "").strip('"'):
-        raise PreconditionFailed("the files changed since this link was made (its ?etag= is no"
-                                 " longer current): fetch the archive again from the start")
-    headers = archive_headers(plan)
+    """Given a plan, decide the answer (pinned ETag, preconditions, range), then send it."""
+    answer = answer_for(served_archive(plan), Asked(request.method, lower(request),
+                                                    request.query_params.get("etag")))
+    if answer.error is not None:
+        raise answer.error
+    if answer.body is None:
+        return respond(answer.status, answer.headers, None)
     encoder = request.app.state.service.encoder
-    if not plan.sized:
-        decision = ranges.Decision(200)
-        body: Callable[[bool], Iterator[Chunk]] = lambda zero_copy: encoder.batches(plan)  # noqa: E731
-    else:
-        assert plan.total is not None
-        v = ranges.Validators(size=plan.total, etag=plan.etag, last_modified=None)
-        decision = ranges.decide(request.method, lower(request), v)
-        # 416, 304 and 412 have no body: answer them before building one.
-        if decision.status == 416:
-            raise RangeNotSatisfiable("the requested range is not within the archive",
-                                      size=plan.total)
-        if decision.status in (304, 412):
-            return respond(decision.status, only_validators(headers), None)
-        body = ranged_body(decision, plan.total, plan.content_type, plan.etag or "", headers,
-                           lambda a, b, zero_copy: encoder.batches(plan, a, b, parts=zero_copy))
+    body = body_of(answer.body, lambda a, b, zero_copy: encoder.batches(plan, a, b,
+                                                                         parts=zero_copy))
     if request.method != "HEAD" and not metrics.try_start(max_streams):
         raise Busy(f"more than {max_streams} archives in flight; try again shortly")
     started = time.monotonic()
@@ -268,48 +257,32 @@ def serve_archive(plan: ArchivePlan, request: Request, respond: Callable[..., Bo
             "bytes_sent": outcome.sent, "outcome": outcome.result, "error": outcome.error,
             "seconds": round(seconds, 3), "path": outcome.path, "bytes_unread": outcome.unread},
             ensure_ascii=False))
-    return respond(decision.status, headers, body, done)
+    return respond(answer.status, answer.headers, body, done)
 
 
 def serve_file(node: Node, request: Request, respond: Callable[..., BodyResponse],
                service: Service) -> BodyResponse:
-    """Given a file node, decide the answer (conditionals, range), then return it."""
-    ctype = mimetypes.guess_type(node.path[-1])[0] or "application/octet-stream"
-    etag = file_etag(node.size, node.mtime_ns, node.version)
-    seconds = node.mtime_ns // 1_000_000_000
-    headers = {"Content-Type": ctype, "Accept-Ranges": "bytes", "ETag": etag,
-               "Last-Modified": http_date(seconds)}
-    v = ranges.Validators(size=node.size, etag=etag, last_modified=seconds)
-    decision = ranges.decide(request.method, lower(request), v)
-    if decision.status == 416:
-        raise RangeNotSatisfiable("the requested range is not within the file", size=node.size)
-    if decision.status in (304, 412):
-        return respond(decision.status, only_validators(headers), None)
+    """Given a file node, decide the answer (preconditions, range), then send it."""
+    answer = answer_for(served_file(node), Asked(request.method, lower(request)))
+    if answer.error is not None:
+        raise answer.error
+    if answer.body is None:
+        return respond(answer.status, answer.headers, None)
     encoder = service.encoder
-    body = ranged_body(decision, node.size, ctype, etag, headers,
-                       lambda a, b, zero_copy: encoder.file_body(node, a, b, parts=zero_copy))
-    return respond(decision.status, headers, body)
+    body = body_of(answer.body, lambda a, b, zero_copy: encoder.file_body(
+        node, a, node.size if b is None else b, parts=zero_copy))
+    return respond(answer.status, answer.headers, body)
 
 
-def ranged_body(decision: ranges.Decision, size: int, ctype: str, etag: str,
-                headers: dict[str, str], slice_of: Callable[[int, int, bool], Iterator[Chunk]]
-                ) -> Callable[[bool], Iterator[Chunk]]:
-    """Given a decision, set the length headers and return the body factory (one range or multipart).
+def body_of(parts: tuple[Part, ...], slice_of: Callable[[int, int | None, bool], Iterator[Chunk]]
+            ) -> Callable[[bool], Iterator[Chunk]]:
+    """Given an answer's body parts, return the body factory: one span as it is, or multipart.
 
     The factory and `slice_of` take whether the body may hold FileParts (see streaming.BodyResponse).
     """
-    if decision.status == 200:
-        headers["Content-Length"] = str(size)
-        return lambda zero_copy: slice_of(0, size, zero_copy)
-    if len(decision.ranges) == 1:
-        start, stop = decision.ranges[0]
-        headers["Content-Range"] = ranges.content_range(start, stop, size)
-        headers["Content-Length"] = str(stop - start)
+    if len(parts) == 1 and isinstance(parts[0], tuple):
+        start, stop = parts[0]
         return lambda zero_copy: slice_of(start, stop, zero_copy)
-    boundary = ranges.boundary_for(etag)
-    parts, total = ranges.multipart_parts(decision.ranges, size, ctype, boundary)
-    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
-    headers["Content-Length"] = str(total)
 
     def multipart(zero_copy: bool) -> Iterator[Chunk]:
         for part in parts:
@@ -318,11 +291,6 @@ def ranged_body(decision: ranges.Decision, size: int, ctype: str, etag: str,
             else:
                 yield from slice_of(*part, zero_copy)
     return multipart
-
-
-def only_validators(headers: dict[str, str]) -> dict[str, str]:
-    """Given full headers, return those a 304 or 412 repeats (RFC 9110 §15.4.5)."""
-    return {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "Cache-Control")}
 
 
 def lower(request: Request) -> dict[str, str]:
