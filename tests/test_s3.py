@@ -379,7 +379,7 @@ def test_big_file_is_read_as_ranged_parts_a_bounded_number_in_flight(
     svc = services(f"s3://{bucket}", s3_part_size=256 * 1024, s3_read_ahead=3)
     requests, fetches = Requests(svc.root.client), Fetches(svc.root)
     node = svc.file("big")
-    assert b"".join(svc.encoder.data(node)) == data
+    assert b"".join(svc.encoder.reads.data(node)) == data
     ranges = sorted(tuple(int(x) for x in g["Range"][6:].split("-"))
                     for g in requests.of("GetObject"))
     assert ranges == [(lo, lo + 256 * 1024 - 1) for lo in range(0, 4 * MiB, 256 * 1024)]

@@ -8,7 +8,7 @@ compressed formats are streamed from the start through the compression engine.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TypeVar, overload
 
 from zipserve.core.formats import tar, zip
@@ -16,6 +16,7 @@ from zipserve.core.formats.layout import Piece
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
 from zipserve.encode import compress
+from zipserve.encode.reads import Reads
 from zipserve.encode.streamzip import StreamedZip
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import Reader, Source, Span
@@ -36,6 +37,7 @@ class Encoder:
         # the same body sent; only a resume that starts past a header reads it again.
         # From an object store, every CRC known saves a request.
         self.learn_from = BIG if root.whole_read == 0 else 1
+        self.reads = Reads(root, crcs, pool, chunk, self.hold)
 
     def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
                 parts: bool = False) -> Iterator[list[bytes | FilePart]]:
@@ -61,11 +63,11 @@ class Encoder:
             assert plan.total is not None
             return self.sized(plan, start, plan.total if stop is None else stop)
         if fmt == "zip":
-            return iter(StreamedZip(self, plan.entries, plan.options))
+            return iter(StreamedZip(self.reads, plan.entries, plan.options))
         level, pool = plan.options.level, self.pool
         if fmt == "gz":
             entry = plan.entries[0]
-            return compress.gzip_stream(self.data(entry.node, learn=True), level=level, pool=pool,
+            return compress.gzip_stream(self.reads.data(entry.node, learn=True), level=level, pool=pool,
                                         mtime=entry.node.mtime_ns // 1_000_000_000,
                                         filename=entry.name)
         raw = self.tar_raw(plan)
@@ -150,9 +152,9 @@ class Encoder:
         if whole and hi <= self.chunk:  # most files of a tree of small ones: no generator to run
             data = b"".join(reader.read(node, 0, hi, self.chunk))
             if expected is not None or learn:
-                self._settle(node, crc32(data), expected, learn)
+                self.reads.settle(node, crc32(data), expected, learn)
             return iter((data,))
-        return self.data(node, lo, hi, expected=expected, learn=learn, reader=reader)
+        return self.reads.data(node, lo, hi, expected=expected, learn=learn, reader=reader)
 
     def _head_crc(self, entry: Entry, whole: bool, held: dict[int, bytes], index: int,
                   reader: Reader) -> int:
@@ -171,7 +173,7 @@ class Encoder:
         if cached is not None:
             return cached
         if whole and entry.node.size <= self.hold:
-            data = held[index] = b"".join(self.data(entry.node, learn=True, reader=reader))
+            data = held[index] = b"".join(self.reads.data(entry.node, learn=True, reader=reader))
             return crc32(data)
         return self.crcs.of(entry.node)
 
@@ -197,48 +199,13 @@ class Encoder:
             crc = self.crcs.of(entry.node) if not entry.is_dir else 0
         return zip.stored_central_record(entry, crc, plan.layout.offsets[piece.index])
 
-    def data(self, node: Node, lo: int = 0, hi: int | None = None, *,
-             expected: int | None = None, learn: bool = False,
-             reader: Reader | None = None) -> Iterator[bytes]:
-        """Given a file and a span of it, yield its bytes.
-
-        When the span is the whole file its CRC is computed on the way: checked
-        against ``expected`` before the last chunk leaves (a mismatch aborts),
-        and stored in the cache when ``learn`` is set. ``reader`` is the body's
-        (see Source.prefetch), else the source itself.
-        """
-        hi = node.size if hi is None else hi
-        whole = lo == 0 and hi == node.size
-        value, done = 0, lo
-        for data in (reader or self.root).read(node, lo, hi, self.chunk):
-            done += len(data)
-            if whole:
-                value = crc32(data, value)
-                if done == hi:
-                    self._settle(node, value, expected, learn)
-            yield data
-        if whole and hi == 0:
-            self._settle(node, 0, expected, learn)
-
-    def _settle(self, node: Node, value: int, expected: int | None, learn: bool) -> None:
-        if expected is not None and value != expected:
-            self.crcs.cache.forget(node)
-            raise SourceChanged(node.shown, "content differs from its CRC in the archive header")
-        if learn and node.size:
-            self.crcs.cache.put(node, value)
-
     def file_body(self, node: Node, lo: int, hi: int, *,
                   parts: bool = False) -> Iterator[bytes | list[bytes | FilePart]]:
         """Given a file and a span (/files/), yield its bytes, or with `parts` one FilePart when it can."""
         part = self.root.file_part(node, lo, hi) if parts and hi - lo >= BIG else None
         if part is not None:
             return iter([[part]])
-        return self.data(node, lo, hi, learn=True)
-
-    def data_from(self, node: Node, lo: int) -> Generator[bytes, None, None]:
-        """Given a file and an offset, return a lazy reader of the rest (opens nothing when empty)."""
-        if lo < node.size:
-            yield from self.root.read(node, lo, node.size, self.chunk)
+        return self.reads.data(node, lo, hi, learn=True)
 
 
 def data_spans(plan: ArchivePlan, start: int, stop: int) -> Iterator[Span]:

@@ -13,19 +13,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from zipserve.core.formats import zip
 from zipserve.core.node import Entry
 from zipserve.core.selection import Options
 from zipserve.encode import compress
 from zipserve.encode.ordered import Item, Later, Task, in_order
+from zipserve.encode.reads import Reads
 from zipserve.errors import SourceChanged
-from zipserve.sources.base import Direct, Reader, Span
+from zipserve.sources.base import Reader, Span
 from zipserve.sources.crc import crc32
-
-if TYPE_CHECKING:
-    from zipserve.encode.encoder import Encoder
 
 OVERHEAD = 4096  # the weight of an entry in the window beyond its bytes: many tiny ones count
 
@@ -66,50 +63,50 @@ class Place:
 class StreamedZip:
     """Writes one ZIP whose entries are deflated where the plan says so."""
 
-    def __init__(self, encoder: Encoder, entries: tuple[Entry, ...], options: Options) -> None:
-        self.enc, self.entries, self.options = encoder, entries, options
+    def __init__(self, reads: Reads, entries: tuple[Entry, ...], options: Options) -> None:
+        self.reads, self.entries, self.options = reads, entries, options
         self.auto = options.compression == "auto"
-        self.reader: Reader = Direct(encoder.root)
         self.records: list[bytes] = []
         self.pos = 0  # bytes sent so far
 
     def __iter__(self) -> Iterator[bytes]:
         # Small files are read whole: an object store fetches them a window ahead.
-        self.reader = self.enc.root.prefetch(self._whole_reads())
+        reader = self.reads.prefetch(self._whole_reads())
         try:
-            for chunk in in_order(self._items(), limit=compress.window(self.enc.pool)):
+            for chunk in in_order(self._items(reader), limit=compress.window(self.reads.pool)):
                 self.pos += len(chunk)
                 yield chunk
         finally:
-            self.reader.close()
+            reader.close()
         cd = b"".join(self.records)
         yield cd
         yield zip.end_records(len(self.records), self.pos, len(cd))
 
-    def _items(self) -> Iterator[Item]:
-        """Yield every entry's items in order, submitting their work to the pool on the way."""
+    def _items(self, reader: Reader) -> Iterator[Item]:
+        """Given the body's reader, yield every entry's items in order, submitting their work on the way."""
         for entry in self.entries:
             size = entry.node.size
             if entry.deflate and 0 < size <= compress.DEFAULT_BLOCK:
-                yield self._small(entry)
+                yield self._small(entry, reader)
             elif entry.deflate and size:
-                yield from self._large(entry)
+                yield from self._large(entry, reader)
             else:
-                yield from self._stored(entry)
+                yield from self._stored(entry, reader)
 
     def _whole_reads(self) -> Iterator[Span]:
         """Yield the files read whole in one go (by _small and _stored), in entry order."""
         for entry in self.entries:
             size = entry.node.size
-            if size and (size <= compress.DEFAULT_BLOCK if entry.deflate else size <= self.enc.hold):
+            if size and (size <= compress.DEFAULT_BLOCK if entry.deflate else size <= self.reads.hold):
                 yield entry.node, 0, size
 
-    def _small(self, entry: Entry) -> Task[Small]:
+    def _small(self, entry: Entry, reader: Reader) -> Task[Small]:
+        """A small deflatable entry: read whole now, CRC'd and deflated (or not) as one task."""
         node = entry.node
-        data = b"".join(self.reader.read(node, 0, node.size, node.size))
+        data = b"".join(reader.read(node, 0, node.size, node.size))
 
         def take(done: Small) -> tuple[bytes, bytes]:
-            self.enc.crcs.cache.put(node, done.crc)
+            self.reads.learned(node, done.crc)
             body = done.deflated if done.deflated is not None else done.data
             compressed = len(body) if done.deflated is not None else None
             deflated = compressed is not None
@@ -117,43 +114,44 @@ class StreamedZip:
                                          offset=self.pos).central_record())
             return zip.local_header(entry, done.crc, deflated=deflated, compressed=compressed), body
 
-        future = self.enc.pool.submit(prepare_small, data, self.options.level, self.auto)
+        future = self.reads.pool.submit(prepare_small, data, self.options.level, self.auto)
         return Task(future, take, len(data) + OVERHEAD)
 
-    def _stored(self, entry: Entry) -> Iterator[Item]:
+    def _stored(self, entry: Entry, reader: Reader) -> Iterator[Item]:
+        """A stored entry: its CRC known before its header (read with the data when small)."""
         node = entry.node
         if entry.is_dir or node.size == 0:
             chunks: Iterator[bytes] = iter(())
             crc = 0
-        elif node.size <= self.enc.hold:  # read once, for both its CRC and its bytes
-            data = b"".join(self.enc.data(node, learn=True, reader=self.reader))
+        elif node.size <= self.reads.hold:  # read once, for both its CRC and its bytes
+            data = b"".join(self.reads.data(node, learn=True, reader=reader))
             chunks, crc = iter([data]), crc32(data)
         else:
-            crc = self.enc.crcs.of(node)
-            chunks = self.enc.data(node, expected=crc)
+            crc = self.reads.crc_of(node)
+            chunks = self.reads.data(node, expected=crc)
         place = Place()
         yield self._header(place, zip.local_header(entry, crc))
         yield from chunks
         yield Later(lambda: self._record(zip.info(entry, crc, offset=place.offset)))
 
-    def _large(self, entry: Entry) -> Iterator[Item]:
+    def _large(self, entry: Entry, reader: Reader) -> Iterator[Item]:
         """A large deflatable entry: tried on its first block under auto, then deflated block by block."""
         node = entry.node
-        chunks = self.enc.data_from(node, 0)
+        chunks = self.reads.data_from(node, 0)
         first = next(chunks)
         if self.auto and not compress.worth_deflating(memoryview(first)[:compress.DEFAULT_BLOCK]):
             chunks.close()
-            yield from self._stored(entry)
+            yield from self._stored(entry, reader)
             return
         crc, place = compress.Crc(), Place()
         yield self._header(place, zip.local_header(entry, 0, deflated=True))
         yield from compress.deflate_items(itertools.chain([first], chunks), level=self.options.level,
-                                          pool=self.enc.pool, crc=crc)
+                                          pool=self.reads.pool, crc=crc)
 
         def descriptor() -> tuple[bytes]:
             if crc.size != node.size:  # the reader checks too; this guards the descriptor's sizes
                 raise SourceChanged(node.shown, "size changed while being sent")
-            self.enc.crcs.cache.put(node, crc.value)
+            self.reads.learned(node, crc.value)
             size = self.pos - place.data
             self._record(zip.info(entry, crc.value, deflated=True, compressed=size,
                                   offset=place.offset, descriptor=True))
