@@ -4,7 +4,7 @@ A plain HTML form posts the ticked paths to POST /archive, so the page works
 without JavaScript; zipserve.js only adds "select all" and the live total.
 Every name goes through Jinja2's autoescape, every URL is percent-encoded per
 segment. A page reached by a signed link hands out links signed for the same
-lifetime (SPEC.md, Access), confined to the folder the link granted.
+lifetime (see access.py), confined to the folder the link granted.
 """
 
 from __future__ import annotations

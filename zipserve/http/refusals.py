@@ -1,0 +1,46 @@
+"""Errors -> HTTP, in one place: every ZipserveError (and FastAPI's own 404, 405 and 422) as JSON.
+
+The body is ``{"error": {"code", "message", "path"?}}`` with the error's status
+and headers; a client that prefers HTML (a browser) gets a page instead.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from zipserve.core.headers import prefers_html
+from zipserve.errors import BadRequest, ZipserveError
+from zipserve.http.page import render_error
+
+# Starlette's own refusals, named like ours.
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Given the app, make every refusal go through `error_response`."""
+
+    @app.exception_handler(ZipserveError)
+    async def on_error(request: Request, exc: ZipserveError) -> Response:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(request, BadRequest("malformed request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        err = ZipserveError(str(exc.detail))
+        err.status, err.code = exc.status_code, HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(request, err)
+
+
+def error_response(request: Request, exc: ZipserveError) -> Response:
+    """Given an error, return it as JSON, or as an HTML page when the client prefers HTML."""
+    headers = exc.headers()
+    if prefers_html(request.headers.get("accept", "")):
+        return HTMLResponse(render_error(exc), status_code=exc.status, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
