@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from zipserve.core.formats import zip
+from zipserve.core.formats import tar, zip
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import MIN_DEFLATE, ArchivePlan, build
 from zipserve.core.selection import Options, make_selection
@@ -184,6 +184,18 @@ def test_content_type_per_format(fmt: str, content_type: str) -> None:
     assert plan_of(["notes.txt"], [TEXT], fmt).content_type == content_type
 
 
+@pytest.mark.parametrize(
+    ("fmt", "compression", "laid_out_as"),
+    [("zip", "store", "zip"), ("zip", "deflate", None), ("tar", "auto", "tar"),
+     ("tar.gz", "auto", "tar"), ("tar.zst", "auto", "tar"), ("gz", "auto", None)],
+)
+def test_layout_per_format(fmt: str, compression: str, laid_out_as: str | None) -> None:
+    # A compressed tar is laid out as the tar inside; a deflated ZIP and gz are not laid out.
+    plan = plan_of(["notes.txt"], [TEXT], fmt, compression)
+    expected = {"zip": zip.layout, "tar": tar.layout, None: lambda entries: None}[laid_out_as]
+    assert plan.layout == expected(list(plan.entries))
+
+
 def test_last_modified_is_the_newest_entry() -> None:
     newer = file("new.txt", mtime_ns=MTIME_NS + 5 * 10**9 + 999)
     plan = plan_of([""], [folder(""), TEXT, newer])
@@ -221,8 +233,9 @@ def test_gz_of_one_file_is_one_entry_named_by_its_base_name() -> None:
 )
 def test_gz_of_a_folder_or_several_files_is_bad_request(paths: list[str],
                                                         nodes: list[Node]) -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequest) as caught:
         plan_of(paths, nodes, "gz")
+    assert caught.value.message == "gz holds exactly one file; use tar.gz for a folder or a selection"
 
 
 # --------------------------------------------------------------------- ETag

@@ -291,12 +291,13 @@ def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: 
 def archive_url(paths: list[str], fmt: str, compression: str | None,
                 name: str | None) -> tuple[str, list[tuple[str, str]]]:
     """Given a selection, return the archive URL's path and query (without signature)."""
-    from zipserve.core.selection import FORMAT_EXT, parse_format
+    from zipserve.core import formats
+    from zipserve.core.selection import parse_format
 
     fmt = parse_format(fmt)
     query = [(k, v) for k, v in (("compression", compression), ("name", name)) if v]
     if len(paths) == 1 and paths[0].strip("/") not in ("", "."):
-        return f"/archive/{paths[0].strip('/')}.{FORMAT_EXT[fmt]}", query
+        return f"/archive/{paths[0].strip('/')}.{formats.get(fmt).extension}", query
     return "/archive", [*(("path", p) for p in paths), ("format", fmt), *query]
 
 

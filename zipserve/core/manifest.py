@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from zipserve.core import formats
 from zipserve.core import names as entry_names
 from zipserve.core.node import RelPath
-from zipserve.core.selection import COMPRESSIONS, FORMAT_EXT, Options, parse_format, parse_path
+from zipserve.core.selection import COMPRESSIONS, Options, parse_format, parse_path
 from zipserve.core.urlpolicy import Url, parse_url, shown_url
 from zipserve.errors import BadRequest, TooLarge, ZipserveError
 
@@ -122,14 +123,15 @@ def parse_manifest(data: object, *, max_entries: int) -> Manifest:
         raise BadRequest('manifest needs "entries": a non-empty list')
     if len(raw_entries) > max_entries:
         raise TooLarge(f"manifest has {len(raw_entries)} entries; the limit is {max_entries}")
-    fmt = parse_format(_text(data, "format", "zip"))
+    fmt = parse_format(_text(data, "format", formats.DEFAULT))
     entries = tuple(_entry(i, raw) for i, raw in enumerate(raw_entries))
     clash = entry_names.first_conflict([(e.name, e.is_dir) for e in entries])
     if clash is not None:
         i, _, why = clash
         raise _refusal(i, entries[i].name + "/" * entries[i].is_dir, f"name {why}")
-    if fmt == "gz" and (len(entries) != 1 or entries[0].is_dir):
-        raise BadRequest("gz holds exactly one file; use tar.gz for several entries")
+    row = formats.get(fmt)
+    if row.one_file and (len(entries) != 1 or entries[0].is_dir):
+        raise BadRequest(f"{row.name} holds exactly one file; use {row.folders_as} for several entries")
     return Manifest(name=_download_stem(data.get("name")), format=fmt,
                     compression=_choice(data, "compression", COMPRESSIONS, "auto"),
                     missing=_choice(data, "missing", MISSING, "fail"),
@@ -333,7 +335,7 @@ def download_name(manifest: Manifest) -> str:
     The manifest's "name" (slashes made '_'), else a single file's own name,
     else "archive".
     """
-    ext = "." + FORMAT_EXT[manifest.format]
+    ext = "." + formats.get(manifest.format).extension
     files = [e for e in manifest.entries if not e.is_dir]
     if manifest.name:
         stem = manifest.name.replace("/", "_").replace("\\", "_").strip()

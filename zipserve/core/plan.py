@@ -12,7 +12,8 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from zipserve.core.formats import tar, zip
+from zipserve.core import formats
+from zipserve.core.formats import Format
 from zipserve.core.formats.layout import Layout
 from zipserve.core.node import Entry, Node
 from zipserve.core.selection import Options, Selection
@@ -20,10 +21,6 @@ from zipserve.errors import BadRequest
 
 # Bump whenever the bytes written for the same plan change: it is part of every ETag.
 LAYOUT_VERSION = 2
-
-CONTENT_TYPES = {"zip": "application/zip", "tar": "application/x-tar",
-                 "tar.gz": "application/gzip", "gz": "application/gzip",
-                 "tar.zst": "application/zstd"}
 
 # Already compressed by their own format: deflating them again wastes CPU for nothing.
 COMPRESSED_SUFFIXES = frozenset("""
@@ -45,11 +42,16 @@ class ArchivePlan:
     sized: bool
     etag: str | None
     last_modified: int  # newest mtime, POSIX seconds
-    layout: Layout | None
+    layout: Layout | None  # known before sending; under a whole-stream compression, what it compresses
+
+    @property
+    def format(self) -> Format:
+        """Return the row of the plan's format."""
+        return formats.get(self.options.format)
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.options.format]
+        return self.format.content_type
 
     @property
     def total(self) -> int | None:
@@ -75,12 +77,12 @@ def wants_deflate(node: Node, name: str, compression: str) -> bool:
 def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) -> list[Entry]:
     """Given walked nodes, return the entries: named, deduplicated, ordered by UTF-8 bytes."""
     seen: dict[str, Entry] = {}
-    zip_format = options.format == "zip"  # only ZIP chooses per entry
+    per_entry = formats.get(options.format).deflate_per_entry
     for node in nodes:
         name = "/".join(selection.name_of(node.path))
         if not name or name in seen:
             continue  # the root itself is not an entry; no entry is written twice
-        seen[name] = Entry(name, node, zip_format and wants_deflate(node, name, options.compression))
+        seen[name] = Entry(name, node, per_entry and wants_deflate(node, name, options.compression))
     # UTF-8 byte order is code point order: sorting the str sorts the bytes.
     return [seen[name] for name in sorted(seen)]
 
@@ -89,16 +91,13 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
           filename: str) -> ArchivePlan:
     """Given a selection, its walked nodes and options, return the ArchivePlan; raise BadRequest."""
     entries = entries_of(selection, nodes, options)
-    fmt = options.format
+    fmt = formats.get(options.format)
     # The root is a folder even when it holds a single file: no entry of its own shows it.
-    if fmt == "gz" and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
-        raise BadRequest("gz holds exactly one file; use tar.gz for a folder or a selection")
-    sized = fmt == "tar" or (fmt == "zip" and not any(e.deflate for e in entries))
-    layout = None  # for tar.gz and tar.zst, the layout of the tar inside
-    if fmt == "zip" and sized:
-        layout = zip.layout(entries)
-    elif fmt.startswith("tar"):
-        layout = tar.layout(entries)
+    if fmt.one_file and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
+        raise BadRequest(f"{fmt.name} holds exactly one file; use {fmt.folders_as} for a folder or a "
+                         "selection")
+    sized = fmt.sized(entries)
+    layout = fmt.layout(entries)
     newest = max((e.node.mtime_ns for e in entries), default=0) // 1_000_000_000
     return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
                        etag=etag_of(entries, options) if sized else None,

@@ -9,14 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from zipserve.core import formats
 from zipserve.core.node import RelPath
 from zipserve.errors import BadRequest, Forbidden
 
-FORMATS = ("zip", "tar", "tar.gz", "tar.zst", "gz")
-# Extension (as written in a URL) -> format; the longest suffix wins.
-EXTENSIONS = {"tar.gz": "tar.gz", "tar.zst": "tar.zst", "tgz": "tar.gz",
-              "zip": "zip", "tar": "tar", "gz": "gz"}
-FORMAT_EXT = {"zip": "zip", "tar": "tar", "tar.gz": "tar.gz", "tar.zst": "tar.zst", "gz": "gz"}
 COMPRESSIONS = ("auto", "store", "deflate")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -74,31 +70,28 @@ def split_extension(raw: str, fmt: str | None) -> tuple[str, str]:
     any other name is taken whole.
     """
     if fmt is not None:
-        fmt = parse_format(fmt)
-        for ext, ext_fmt in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[0])):
-            if ext_fmt == fmt and raw.endswith("." + ext):
-                return raw[: -len(ext) - 1], fmt
-        return raw, fmt
-    for ext in sorted(EXTENSIONS, key=len, reverse=True):
-        if raw.endswith("." + ext):
-            return raw[: -len(ext) - 1], EXTENSIONS[ext]
-    raise BadRequest("archive URL must end in .zip, .tar, .tar.gz, .tgz, .tar.zst or .gz",
-                     path=_shown(raw))
+        row = formats.get(parse_format(fmt))
+        stem, _ = formats.split(raw, row) or (raw, row)
+        return stem, row.name
+    found = formats.split(raw)
+    if found is None:
+        raise BadRequest(f"archive URL must end in {formats.EXTENSION_LIST}", path=_shown(raw))
+    return found[0], found[1].name
 
 
 def parse_format(value: str) -> str:
     """Given a format name or extension, return the canonical format; raise BadRequest."""
-    fmt = EXTENSIONS.get(value.lower().lstrip("."))
-    if fmt is None:
-        raise BadRequest(f"unknown format {value[:40]!r}; use one of: {', '.join(FORMATS)}")
-    return fmt
+    row = formats.lookup(value)
+    if row is None:
+        raise BadRequest(f"unknown format {value[:40]!r}; use one of: {', '.join(formats.NAMES)}")
+    return row.name
 
 
 @dataclass(frozen=True)
 class Options:
     """Archive options that shape the bytes (all part of the ETag)."""
 
-    format: str = "zip"
+    format: str = formats.DEFAULT  # a canonical name (see formats.FORMATS)
     compression: str = "auto"
     level: int = 1
 
@@ -163,7 +156,7 @@ def _common_prefix(paths: list[RelPath]) -> RelPath:
 
 def download_name(selection: Selection, fmt: str, name: str | None) -> str:
     """Given a selection, its format and an optional ?name=, return the download file name."""
-    ext = "." + FORMAT_EXT[fmt]
+    ext = "." + formats.get(fmt).extension
     if name:
         stem = name.replace("/", "_").replace("\\", "_").strip()
         if stem.lower().endswith(ext):

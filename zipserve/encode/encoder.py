@@ -8,10 +8,10 @@ compressed formats are streamed from the start through the compression engine.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TypeVar, overload
 
-from zipserve.core.formats import tar, zip
 from zipserve.core.formats.layout import Piece
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
@@ -58,22 +58,10 @@ class Encoder:
         return joined(batched(self._pieces(plan, start, stop), self.chunk))
 
     def _pieces(self, plan: ArchivePlan, start: int, stop: int | None) -> Iterator[bytes]:
-        fmt = plan.options.format
         if plan.sized:
             assert plan.total is not None
             return self.sized(plan, start, plan.total if stop is None else stop)
-        if fmt == "zip":
-            return iter(StreamedZip(self.reads, plan.entries, plan.options))
-        level, pool = plan.options.level, self.pool
-        if fmt == "gz":
-            entry = plan.entries[0]
-            return compress.gzip_stream(self.reads.data(entry.node, learn=True), level=level, pool=pool,
-                                        mtime=entry.node.mtime_ns // 1_000_000_000,
-                                        filename=entry.name)
-        raw = self.tar_raw(plan)
-        if fmt == "tar.gz":
-            return compress.gzip_stream(raw, level=level, pool=pool)
-        return compress.zstd_stream(raw, level=zstd_level(level), threads=pool.workers)
+        return STREAMED[plan.format.encoder](self, plan)
 
     def tar_raw(self, plan: ArchivePlan) -> Iterator[bytes]:
         """Given a tar-family plan, yield the uncompressed tar in large chunks."""
@@ -95,41 +83,53 @@ class Encoder:
         A FilePart is sent unread: its CRC, when the ZIP needs one, is the
         cached one, which is keyed by the file's ctime (see fs.Root.send).
         """
-        assert plan.layout is not None
-        is_zip = plan.options.format == "zip"
-        held: dict[int, bytes] = {}  # small files read once for both their CRC and their data
-        # ZIP: the CRC each local header of this body had (-1: not sent), for the
-        # entry's data (checked against it) and its central record.
-        sent = array("q", [-1]) * len(plan.entries) if is_zip else None
-        reader = self.root.prefetch(data_spans(plan, start, stop))
-        warm = is_zip
+        assert plan.layout is not None and plan.format.meta is not None
+        meta, entries = plan.format.meta, plan.entries
+        body = _Body(self.root.prefetch(data_spans(plan, start, stop)))
+        if plan.format.crc_in_header:
+            body.sent, body.warm = array("q", [-1]) * len(entries), True
         try:
             for piece, lo, hi in plan.layout.overlapping(start, stop):
                 if piece.kind == "pad":
                     yield bytes(hi - lo)
-                elif piece.kind == "data":
-                    if piece.index in held:
-                        yield held.pop(piece.index)[lo:hi]
-                    else:
-                        known = sent[piece.index] if sent is not None else -1
-                        yield from self._data(plan, piece.index, lo, hi,
-                                              known if known >= 0 else None, parts, reader)
-                elif is_zip and piece.kind == "head":
-                    entry = plan.entries[piece.index]
-                    # The file's data is in this body, so it may be read now, once, for both.
-                    whole = stop >= piece.start + piece.size + entry.node.size
-                    crc = sent[piece.index] = self._head_crc(  # type: ignore[index]
-                        entry, whole, held, piece.index, reader)
-                    yield zip.stored_local_header(entry, crc)[lo:hi]
+                elif piece.kind != "data":
+                    crc = self._meta_crc(plan, piece, stop, body) if body.sent is not None else 0
+                    yield meta(entries, plan.layout, piece, crc)[lo:hi]
+                elif piece.index in body.held:
+                    yield body.held.pop(piece.index)[lo:hi]
                 else:
-                    if warm and piece.kind == "cd":
-                        # A resume may start past every header: fetch the CRCs another
-                        # server learned all at once, not one round trip per record.
-                        self.crcs.cache.warm(e.node for e in plan.entries if not e.is_dir)
-                        warm = False
-                    yield self.meta(plan, piece, sent)[lo:hi]
+                    yield from self._data(plan, piece.index, lo, hi, body.known(piece.index), parts,
+                                          body.reader)
         finally:
-            reader.close()
+            body.reader.close()
+
+    def _meta_crc(self, plan: ArchivePlan, piece: Piece, stop: int, body: _Body) -> int:
+        """Given a metadata piece of a sized body whose headers carry CRCs, return the CRC it carries.
+
+        A local header's is cached or read (see _head_crc) and kept for its
+        entry's data and central record; a central record repeats its header's,
+        else asks the CRC cache.
+        """
+        assert body.sent is not None
+        if piece.kind == "head":
+            entry = plan.entries[piece.index]
+            # The file's data is in this body, so it may be read now, once, for both.
+            whole = stop >= piece.start + piece.size + entry.node.size
+            crc = body.sent[piece.index] = self._head_crc(entry, whole, body.held, piece.index,
+                                                          body.reader)
+            return crc
+        if piece.kind != "cd":
+            return 0
+        if body.warm:
+            # A resume may start past every header: fetch the CRCs another server
+            # learned all at once, not one round trip per record.
+            self.crcs.cache.warm(e.node for e in plan.entries if not e.is_dir)
+            body.warm = False
+        entry = plan.entries[piece.index]
+        crc = body.sent[piece.index]
+        if crc < 0:
+            crc = self.crcs.of(entry.node) if not entry.is_dir else 0
+        return crc
 
     def _data(self, plan: ArchivePlan, index: int, lo: int, hi: int, known: int | None,
               parts: bool, reader: Reader) -> Iterator[bytes | FilePart]:
@@ -140,7 +140,7 @@ class Encoder:
         """
         node = plan.entries[index].node
         whole = lo == 0 and hi == node.size
-        is_zip = plan.options.format == "zip"
+        is_zip = plan.format.crc_in_header  # its header's CRC checks the data; it learns none
         part = None
         # A tar's whole file is read until a read has taught its CRC (for later ZIPs).
         if parts and hi - lo >= BIG and (is_zip or not whole or self.crcs.cache.get(node) is not None):
@@ -177,28 +177,6 @@ class Encoder:
             return crc32(data)
         return self.crcs.of(entry.node)
 
-    def meta(self, plan: ArchivePlan, piece: Piece, sent: array[int] | None = None) -> bytes:
-        """Given a metadata piece of a sized plan, return its bytes (ZIP local headers: see sized).
-
-        `sent`: the CRCs the body's local headers had (-1 where none was sent);
-        a central record repeats its header's, else asks the CRC cache.
-        """
-        assert plan.layout is not None
-        if plan.options.format != "zip":
-            if piece.kind == "head":
-                return tar.header(plan.entries[piece.index])
-            return bytes(piece.size)  # padding and the end blocks are zeros
-        if piece.kind == "end":
-            cd_start = plan.layout.marks["cd_start"]
-            return zip.end_records(len(plan.entries), cd_start, plan.layout.total - cd_start
-                                   - piece.size)
-        assert piece.kind == "cd", piece.kind
-        entry = plan.entries[piece.index]
-        crc = sent[piece.index] if sent is not None else -1
-        if crc < 0:
-            crc = self.crcs.of(entry.node) if not entry.is_dir else 0
-        return zip.stored_central_record(entry, crc, plan.layout.offsets[piece.index])
-
     def file_body(self, node: Node, lo: int, hi: int, *,
                   parts: bool = False) -> Iterator[bytes | list[bytes | FilePart]]:
         """Given a file and a span (/files/), yield its bytes, or with `parts` one FilePart when it can."""
@@ -206,6 +184,53 @@ class Encoder:
         if part is not None:
             return iter([[part]])
         return self.reads.data(node, lo, hi, learn=True)
+
+
+@dataclass(slots=True)
+class _Body:
+    """What one sized body keeps as it goes: its reader and what its headers were sent with."""
+
+    reader: Reader
+    held: dict[int, bytes] = field(default_factory=dict)  # small files read once for CRC and data
+    # Where headers carry CRCs: the CRC each header of this body had (-1: not sent),
+    # for the entry's data (checked against it) and its central record.
+    sent: array[int] | None = None
+    warm: bool = False  # the CRC cache is still to be warmed before the first central record
+
+    def known(self, index: int) -> int | None:
+        """Given an entry's index, return the CRC its header was sent with in this body, or None."""
+        crc = self.sent[index] if self.sent is not None else -1
+        return crc if crc >= 0 else None
+
+
+def _streamed_zip(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
+    return iter(StreamedZip(enc.reads, plan.entries, plan.options))
+
+
+def _gzip_file(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
+    entry = plan.entries[0]
+    return compress.gzip_stream(enc.reads.data(entry.node, learn=True), level=plan.options.level,
+                                pool=enc.pool, mtime=entry.node.mtime_ns // 1_000_000_000,
+                                filename=entry.name)
+
+
+def _gzip_tar(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
+    return compress.gzip_stream(enc.tar_raw(plan), level=plan.options.level, pool=enc.pool)
+
+
+def _zstd_tar(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
+    return compress.zstd_stream(enc.tar_raw(plan), level=zstd_level(plan.options.level),
+                                threads=enc.pool.workers)
+
+
+# A format's encoder kind (see core.formats) -> the body of its plans that are not sized.
+STREAMED: dict[str, Callable[[Encoder, ArchivePlan], Iterator[bytes]]] = {
+    "zip": _streamed_zip,
+    "tar": Encoder.tar_raw,
+    "gzip-tar": _gzip_tar,
+    "zstd-tar": _zstd_tar,
+    "gzip-file": _gzip_file,
+}
 
 
 def data_spans(plan: ArchivePlan, start: int, stop: int) -> Iterator[Span]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import tarfile
+from collections.abc import Sequence
 
 from zipserve.core.formats.layout import Layout, Piece
 from zipserve.core.node import Entry
@@ -110,3 +111,13 @@ def layout(entries: list[Entry]) -> Layout:
     out.total = total
     out.add("end", end_size(total))
     return out
+
+
+def meta(entries: Sequence[Entry], layout: Layout, piece: Piece, crc: int) -> bytes:
+    """Given a tar's entries and layout and one of its metadata pieces, return the piece's bytes.
+
+    tar records carry no CRC: `crc` is not used.
+    """
+    if piece.kind == "head":
+        return header(entries[piece.index])
+    return bytes(piece.size)  # padding and the end blocks are zeros

@@ -19,6 +19,7 @@ import stat
 import struct
 import time
 import zipfile
+from collections.abc import Sequence
 
 from zipstream.ng import ZipStreamInfo  # type: ignore[import-untyped]
 
@@ -253,3 +254,14 @@ def layout(entries: list[Entry]) -> Layout:
     out.add("end", len(end_records(len(entries), cd_start, out.total - cd_start)))
     out.marks["cd_start"] = cd_start
     return out
+
+
+def meta(entries: Sequence[Entry], layout: Layout, piece: Piece, crc: int) -> bytes:
+    """Given a stored ZIP's entries and layout, a metadata piece and its entry's CRC, return its bytes."""
+    if piece.kind == "head":
+        return stored_local_header(entries[piece.index], crc)
+    if piece.kind == "cd":
+        return stored_central_record(entries[piece.index], crc, layout.offsets[piece.index])
+    assert piece.kind == "end", piece.kind
+    cd_start = layout.marks["cd_start"]
+    return end_records(len(entries), cd_start, layout.total - cd_start - piece.size)
