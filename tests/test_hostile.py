@@ -43,9 +43,10 @@ from conftest import Server, start_server, stop
 from starlette.testclient import TestClient
 
 from tests.helpers import metrics, wait_until
+from zipserve.core.limits import Budget
 from zipserve.core.node import Node
 from zipserve.errors import Forbidden, SourceChanged
-from zipserve.sources.local.fs import Budget, Folders, Root
+from zipserve.sources.local.fs import Folders, Root
 
 MiB = 1 << 20
 BIG = 48 * MiB  # far more than socket buffers: a client that stops reading stays in flight

@@ -29,7 +29,7 @@ from zipserve.errors import SourceChanged
 from zipserve.service import Service
 from zipserve.settings import Settings
 from zipserve.sources.crc import CrcCache
-from zipserve.sources.local.fs import Root
+from zipserve.sources.local.source import Local
 
 CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
 TIMEOUT = 60
@@ -492,8 +492,9 @@ def test_stale_cached_crc_cuts_the_http_transfer_on_the_read_path(
     tree = build_tree(tmp_path / "root")
     (tree / "video.bin").write_bytes(os.urandom(3 * MiB))  # more than one 1 MiB read
     cache_file = tmp_path / "stale.sqlite3"
-    cache = CrcCache(cache_file)
-    cache.put(Root(tree).stat(("video.bin",)), 0x12345678)
+    source = Local(tree)
+    cache = CrcCache(cache_file, key_of=source.crc_key)
+    cache.put(source.stat(("video.bin",)), 0x12345678)
     cache.close()
     srv = server_factory(tree, "--crc-cache", str(cache_file), "--no-direct-send")
     out = tmp_path / "cut.zip"

@@ -16,7 +16,7 @@ from helpers import wait_until
 
 from zipserve.errors import SourceChanged
 from zipserve.http.wire import IOV_MAX, ClientGone, Wire, pending
-from zipserve.sources.local.fs import Root
+from zipserve.sources.local.source import Local
 
 MiB = 1 << 20
 TIMEOUT = 60
@@ -82,7 +82,7 @@ def test_wire_sends_buffers_and_file_parts_in_order(tmp_path: Path,
                                                     ) -> None:
     ours, peer = pair
     (tmp_path / "f.bin").write_bytes(data := os.urandom(3 * MiB + 5))
-    root = Root(tmp_path)
+    root = Local(tmp_path)
     node = root.stat(("f.bin",))
     got = bytearray()
     reader = drain(peer, got)
@@ -115,7 +115,7 @@ def test_a_file_that_shrank_stops_the_part(tmp_path: Path,
                                            pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
     (tmp_path / "f.bin").write_bytes(os.urandom(MiB))
-    root = Root(tmp_path)
+    root = Local(tmp_path)
     node = root.stat(("f.bin",))
     os.truncate(tmp_path / "f.bin", MiB // 2)
     got = bytearray()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from zipserve.core import plan
+from zipserve.core.limits import Budget
 from zipserve.core.node import Node
 from zipserve.core.selection import (
     download_name,
@@ -21,9 +22,9 @@ from zipserve.encode import compress
 from zipserve.encode.encoder import Encoder
 from zipserve.errors import BadRequest, TooLarge
 from zipserve.settings import Settings
-from zipserve.sources.base import open_source
+from zipserve.sources import open_source
+from zipserve.sources.base import SharesCrcs
 from zipserve.sources.crc import CrcCache, Crcs
-from zipserve.sources.local.fs import Budget
 
 
 class Service:
@@ -31,9 +32,9 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.root = open_source(settings)  # a local folder or an S3 prefix: nothing below cares
-        self.cache = CrcCache(settings.crc_cache, key_of=self.root.crc_key,
-                              shared=self.root.crc_store)
+        self.root = open_source(settings)  # whichever source the root names: nothing below cares
+        shared = self.root.crc_store if isinstance(self.root, SharesCrcs) else None
+        self.cache = CrcCache(settings.crc_cache, key_of=self.root.crc_key, shared=shared)
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
         self.pool = compress.Pool(settings.compress_workers)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)

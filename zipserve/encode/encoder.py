@@ -19,9 +19,9 @@ from zipserve.encode import compress
 from zipserve.encode.reads import Reads
 from zipserve.encode.streamzip import StreamedZip
 from zipserve.errors import SourceChanged
-from zipserve.sources.base import Reader, Source, Span
+from zipserve.sources.base import FetchesWhole, Reader, SendsUnread, Source, Span
 from zipserve.sources.crc import Crcs, crc32
-from zipserve.sources.local.fs import FilePart
+from zipserve.sources.unread import FilePart
 
 
 class Encoder:
@@ -29,14 +29,16 @@ class Encoder:
 
     def __init__(self, root: Source, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
         self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
+        self.unread = root if isinstance(root, SendsUnread) else None  # spans a Wire may sendfile
+        fetches = root if isinstance(root, FetchesWhole) else None
         # Files up to this size are read once, for both their CRC and their bytes.
-        self.hold = max(chunk, root.whole_read)
-        # The smallest file whose CRC a download keeps in the cache. On a local disk a
+        self.hold = max(chunk, fetches.whole_read if fetches is not None else 0)
+        # The smallest file whose CRC a download keeps in the cache. Where every read is
+        # a request to a store, every CRC known saves one. Elsewhere (a local disk) a
         # smaller one is never sent unread (see BIG): any body that sends its data
         # reads it, and a stored ZIP's central records repeat the CRCs of the headers
         # the same body sent; only a resume that starts past a header reads it again.
-        # From an object store, every CRC known saves a request.
-        self.learn_from = BIG if root.whole_read == 0 else 1
+        self.learn_from = 1 if fetches is not None else BIG
         self.reads = Reads(root, crcs, pool, chunk, self.hold)
 
     def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
@@ -81,7 +83,7 @@ class Encoder:
         """Given a plan with a layout, yield the bytes in [start, stop) (with `parts`, some as FileParts).
 
         A FilePart is sent unread: its CRC, when the ZIP needs one, is the
-        cached one, which is keyed by the file's ctime (see fs.Root.send).
+        cached one, which is keyed by the file's ctime (see SendsUnread.file_part).
         """
         assert plan.layout is not None and plan.format.meta is not None
         meta, entries = plan.format.meta, plan.entries
@@ -136,17 +138,15 @@ class Encoder:
         """Given a data piece of a sized body (and its ZIP header's CRC), yield its bytes or a FilePart.
 
         A whole ZIP entry read here is checked against its header's CRC; one
-        sent as a FilePart trusts the cache's ctime key (see fs.Root.send).
+        sent as a FilePart trusts the cache's ctime key (see SendsUnread.file_part).
         """
         node = plan.entries[index].node
         whole = lo == 0 and hi == node.size
         is_zip = plan.format.crc_in_header  # its header's CRC checks the data; it learns none
-        part = None
         # A tar's whole file is read until a read has taught its CRC (for later ZIPs).
-        if parts and hi - lo >= BIG and (is_zip or not whole or self.crcs.cache.get(node) is not None):
-            part = self.root.file_part(node, lo, hi, exact=is_zip and whole)
-        if part is not None:
-            return iter((part,))
+        if (parts and self.unread is not None and hi - lo >= BIG
+                and (is_zip or not whole or self.crcs.cache.get(node) is not None)):
+            return iter((self.unread.file_part(node, lo, hi, exact=is_zip and whole),))
         expected = (known if known is not None else self.crcs.of(node)) if is_zip and whole else None
         learn = not is_zip and node.size >= self.learn_from
         if whole and hi <= self.chunk:  # most files of a tree of small ones: no generator to run
@@ -180,9 +180,8 @@ class Encoder:
     def file_body(self, node: Node, lo: int, hi: int, *,
                   parts: bool = False) -> Iterator[bytes | list[bytes | FilePart]]:
         """Given a file and a span (/files/), yield its bytes, or with `parts` one FilePart when it can."""
-        part = self.root.file_part(node, lo, hi) if parts and hi - lo >= BIG else None
-        if part is not None:
-            return iter([[part]])
+        if parts and self.unread is not None and hi - lo >= BIG:
+            return iter([[self.unread.file_part(node, lo, hi)]])
         return self.reads.data(node, lo, hi, learn=True)
 
 

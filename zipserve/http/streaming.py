@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zipserve.errors import SourceChanged
 from zipserve.http.wire import Connection, Wire
-from zipserve.sources.local.fs import FilePart
+from zipserve.sources.unread import FilePart
 
 log = logging.getLogger("zipserve.stream")
 

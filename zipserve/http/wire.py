@@ -30,7 +30,7 @@ POLL_SLICE = 0.1  # seconds: how often a wait looks at the stop flag
 
 
 class Part(Protocol):
-    """A body part that is not in memory (fs.FilePart): it sends itself through the Wire."""
+    """A body part that is not in memory (sources.unread.FilePart): it sends itself through the Wire."""
 
     def __len__(self) -> int: ...
 

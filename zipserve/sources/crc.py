@@ -1,10 +1,10 @@
 """CRC-32 of files without re-reading them: a persistent cache, and the computation.
 
-Keyed by (device, inode, size, mtime_ns, ctime_ns): any write, rename over,
-chmod or touch changes one of them (an object store's source names its own
-key: bucket, key, ETag, size). SQLite in WAL mode lets every worker process of
-one machine share it; a source's shared store (S3: a prefix in the bucket)
-lets every machine share it.
+Keyed by what each source names a file's identity (Source.crc_key), which
+changes whenever the content may have: on disk, device, inode, size, mtime and
+ctime (any write, rename over, chmod or touch moves one). SQLite in WAL mode
+lets every worker process of one machine share it; a source's shared store
+(SharesCrcs) lets every machine of a fleet share it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from isal import isal_zlib
 
 from zipserve.core.node import Node
-
-if TYPE_CHECKING:
-    from zipserve.sources.base import CrcStore, Source
+from zipserve.sources.base import CrcStore, KnowsCrcs, Source
 
 log = logging.getLogger("zipserve.crc")
 
@@ -31,18 +28,13 @@ crc32 = isal_zlib.crc32  # ISA-L's CRC-32: several times zlib's speed
 QUIET_BELOW = 64 * 1024
 
 
-def key(node: Node) -> str:
-    """Given a local file node, return its cache key: any write, rename over, chmod or touch changes it."""
-    return f"local|{node.dev}|{node.ino}|{node.size}|{node.mtime_ns}|{node.ctime_ns}"
-
-
 class CrcCache:
     """A persistent map from a file's identity to its CRC-32; path None keeps it in memory only.
 
     ``key_of`` names a file's identity; each source has its own (see Source.crc_key).
     """
 
-    def __init__(self, path: Path | None, key_of: Callable[[Node], str] = key,
+    def __init__(self, path: Path | None, key_of: Callable[[Node], str],
                  shared: CrcStore | None = None) -> None:
         self.key_of, self.shared = key_of, shared
         self._lock = threading.Lock()
@@ -154,6 +146,7 @@ class Crcs:
 
     def __init__(self, root: Source, cache: CrcCache, chunk: int) -> None:
         self.root, self.cache, self.chunk = root, cache, chunk
+        self.knows = root if isinstance(root, KnowsCrcs) else None  # a store's own checksums
         self.computed = 0  # files read only to learn their CRC, for logs and tests
 
     def of(self, node: Node) -> int:
@@ -163,7 +156,7 @@ class Crcs:
         cached = self.cache.fetch(node)
         if cached is not None:
             return cached
-        known = self.root.known_crc(node)
+        known = self.knows.known_crc(node) if self.knows is not None else None
         if known is not None:
             self.cache.put(node, known)
             return known

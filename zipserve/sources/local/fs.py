@@ -14,47 +14,14 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from zipserve.core.limits import Budget
 from zipserve.core.node import Node, RelPath
 from zipserve.errors import Forbidden, NotFound, SourceChanged, TooLarge
+from zipserve.sources.unread import Sink
 
 log = logging.getLogger("zipserve.fs")
-
-
-class Sink(Protocol):
-    """Where a FilePart goes: a socket that takes bytes straight from a file (see wire.Wire)."""
-
-    def sendfile(self, fd: int, offset: int, count: int) -> int:
-        """Given an open file and a span, send a first part of it; return its length (0 at EOF)."""
-        ...
-
-
-@dataclass
-class Budget:
-    """Caps on one selection, counted while walking so a huge tree is refused early."""
-
-    max_files: int
-    max_bytes: int
-    max_depth: int
-    files: int = 0
-    bytes: int = 0
-
-    def take(self, node: Node) -> None:
-        """Given a walked node, count it; raise TooLarge once a cap is passed."""
-        self.take_all([node])
-
-    def take_all(self, nodes: list[Node]) -> None:
-        """Given walked nodes (a folder's children), count them; raise TooLarge once a cap is passed."""
-        sizes = [n.size for n in nodes if n.kind == "file"]
-        self.files += len(sizes)
-        self.bytes += sum(sizes)
-        if self.files > self.max_files:
-            raise TooLarge(f"selection has more than {self.max_files} files (--max-files)")
-        if self.bytes > self.max_bytes:
-            raise TooLarge(f"selection is larger than {self.max_bytes} bytes (--max-bytes)")
 
 
 class Root:
@@ -122,9 +89,7 @@ class Root:
         stack: list[tuple[Node, frozenset[tuple[int, int]]]] = [(top, frozenset())]
         while stack:
             folder, ancestors = stack.pop()
-            if len(folder.path) - len(top.path) >= budget.max_depth:
-                raise TooLarge(f"folders nested deeper than {budget.max_depth} levels"
-                               " (--max-depth)", path=folder.shown)
+            budget.check_depth(len(folder.path) - len(top.path), folder.shown)
             here = ancestors | {(folder.dev, folder.ino)}
             children = self._children(folder, here)
             budget.take_all(children)
@@ -322,10 +287,6 @@ class Root:
         finally:
             os.close(fd)
 
-    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> FilePart:
-        """Given a planned file and a byte span, return it as a FilePart a body may name (see send)."""
-        return FilePart(self, node, start, stop, exact)
-
     def send(self, node: Node, start: int, stop: int, sink: Sink, *, exact: bool = False) -> None:
         """Given a planned file, a byte span and a Sink, send the span with sendfile; raise SourceChanged.
 
@@ -395,24 +356,6 @@ class Folders:
 
 
 _OPEN_IN_FOLDER = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
-
-
-@dataclass(frozen=True)
-class FilePart:
-    """A span of a planned file that a body names instead of reading: a Wire sends it from the page cache."""
-
-    root: Root
-    node: Node
-    start: int
-    stop: int
-    exact: bool  # the bytes must be those of the cached CRC (see Root.send)
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def send(self, sink: Sink) -> None:
-        """Given a Sink, send the span to it; raise SourceChanged."""
-        self.root.send(self.node, self.start, self.stop, sink, exact=self.exact)
 
 
 def _path_max(path: str) -> int:

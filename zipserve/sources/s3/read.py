@@ -27,7 +27,8 @@ from typing import Any
 
 from zipserve.core.node import Node
 from zipserve.errors import SourceChanged
-from zipserve.sources.base import Ahead, Reader, Span
+from zipserve.sources.ahead import Ahead
+from zipserve.sources.base import Reader, Span
 from zipserve.sources.s3.errors import changed
 
 log = logging.getLogger("zipserve.s3")

@@ -12,16 +12,16 @@ Keys are not a tree: a key that is not a safe relative path (``a/../b``,
 back unchanged) or a file key that is also a prefix (``x`` beside ``x/y``) is
 skipped and logged, never served under another name.
 
-Reads (s3read.py): a file's span is fetched as ranged GETs of `part` bytes,
+Reads (read.py): a file's span is fetched as ranged GETs of `part` bytes,
 the one in turn streamed and the next ones fetched ahead on a thread pool,
 within one read-ahead budget per process, so one stream runs near what the
 store gives while memory stays flat however many streams run; bodies made of
-many small files fetch whole files a bounded window ahead (source.Ahead).
+many small files fetch whole files a bounded window ahead (sources.ahead).
 Transient errors are retried by botocore's "standard" mode (with backoff)
 before the response reaches us; a body that breaks off is asked again for its
 missing bytes with the same If-Match, which yields the same bytes or a 412,
 never another version's. Anything else after the headers raises
-SourceChanged, so the connection is cut. Shared CRCs: s3crc.py.
+SourceChanged, so the connection is cut. Shared CRCs: crc.py.
 
 Why boto3 in worker threads (bench/bench_s3_clients.py: Ceph RGW 16 on
 127.0.0.1, 2 cores shared with other jobs, best of 3). One 256 MiB object:
@@ -57,11 +57,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from zipserve.core.limits import Budget
 from zipserve.core.node import Node, RelPath
 from zipserve.core.selection import parse_path
 from zipserve.errors import NotFound, TooLarge, ZipserveError
 from zipserve.sources.base import Reader, Span
-from zipserve.sources.local.fs import Budget
 from zipserve.sources.s3.crc import S3CrcStore
 from zipserve.sources.s3.errors import refusal
 from zipserve.sources.s3.read import Objects
@@ -328,9 +328,7 @@ class S3Source:
     def _add_folders(self, found: Listing, top: Node, folder: RelPath, when: int,
                      budget: Budget) -> None:
         """Given a folder below top holding an object of time `when`, add it and its parents."""
-        if len(folder) - len(top.path) >= budget.max_depth:  # as the disk walk counts depth
-            raise TooLarge(f"folders nested deeper than {budget.max_depth} levels (--max-depth)",
-                           path="/".join(folder))
+        budget.check_depth(len(folder) - len(top.path), "/".join(folder))  # as the disk walk counts
         for i in range(len(top.path), len(folder) + 1):
             found.newest[folder[:i]] = max(found.newest.get(folder[:i], 0), when)
             if i > len(top.path):
@@ -383,10 +381,6 @@ class S3Source:
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
         return Settling(self.objects.prefetch(spans), self.crc_store)
-
-    def file_part(self, node: Node, start: int, stop: int, *, exact: bool = False) -> None:
-        """Return None: an object is no local file a Wire could send unread."""
-        return None
 
     def known_crc(self, node: Node) -> int | None:
         """Given a big file, return the store's CRC-32 of the whole object, when it keeps one."""

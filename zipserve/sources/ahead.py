@@ -1,0 +1,90 @@
+"""Read-ahead for sources where every read is a round trip: a body's small spans fetched a window ahead.
+
+A store that answers each read after a round trip would spend most of a body
+of many small files waiting; `Ahead` fetches those files on a pool before the
+body asks, within the body's share of a per-process memory budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Protocol
+
+from zipserve.core.node import Node, RelPath
+from zipserve.sources.base import Reader, Span
+
+
+def span_key(node: Node, start: int, stop: int) -> tuple[RelPath, str, int, int, int]:
+    """Given a file and a span, return what names those bytes of that version of the file."""
+    return node.path, node.version, node.size, start, stop
+
+
+class Budgeted(Protocol):
+    """A body's part of its source's memory budget for bytes fetched ahead: take before, give back after."""
+
+    def take(self, size: int) -> bool: ...
+
+    def give(self, size: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Ahead:
+    """A Reader that fetches the small spans a body will read, a bounded window ahead of it.
+
+    Each object read costs a round trip to the store; many small files read one
+    after the other would spend most of their time waiting. Spans are fetched
+    whole on the pool, at most `max_spans` at a time and as many bytes as the
+    body's `share` of the process's read-ahead budget allows (so memory stays
+    flat however many bodies run), and handed out when the body asks for that
+    very span; any other read (a big file, a span out of turn) goes straight to
+    the source. A fetch that failed raises when its span is read, not before.
+    The window starts at two spans and doubles as spans are taken, so the first
+    byte does not wait behind a whole window of fetches sharing the bandwidth.
+    """
+
+    def __init__(self, source: Reader, spans: Iterable[Span], fetch: Callable[..., list[bytes]],
+                 pool: Executor, *, largest: int, max_spans: int, share: Budgeted) -> None:
+        self.source, self.fetch, self.pool, self.share = source, fetch, pool, share
+        self.max_spans = max_spans
+        self._window = min(2, max_spans)
+        self._todo: Iterator[Span] = (s for s in spans if 0 < s[2] - s[1] <= largest)
+        self._queued: dict[tuple[RelPath, str, int, int, int], tuple[int, Future[list[bytes]]]] = {}
+        self._next: Span | None = None
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._queued) < self._window:
+            span = self._next or next(self._todo, None)
+            if span is None:
+                return
+            key = span_key(*span)
+            size = span[2] - span[1]
+            if key not in self._queued:
+                if not self.share.take(size):
+                    self._next = span  # fetched when the budget has room again, or read in turn
+                    return
+                self._queued[key] = (size, self.pool.submit(self.fetch, *span))
+            self._next = None
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        key = span_key(node, start, stop)
+        queued = self._queued.pop(key, None)
+        if queued is None:
+            if self._next is not None and span_key(*self._next) == key:
+                self._next = None  # read in turn: no need to fetch it ahead any more
+            self._fill()
+            return self.source.read(node, start, stop, chunk)
+        self.share.give(queued[0])
+        self._window = min(self.max_spans, 2 * self._window)
+        self._fill()
+        return iter(queued[1].result())
+
+    def close(self) -> None:
+        for _, future in self._queued.values():
+            future.cancel()
+        self._queued.clear()
+        self._todo = iter(())
+        self._next = None
+        self.share.close()
