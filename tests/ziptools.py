@@ -11,8 +11,10 @@ import zlib
 from dataclasses import dataclass
 
 from zipserve.core.formats import zipextra
+from zipserve.encode import aes
 
 FLAG_DESCRIPTOR = 0x8
+DEFLATED = 8
 FLAG_UTF8 = 0x800
 MTIME = (2023, 11, 14, 22, 13, 20)
 
@@ -46,7 +48,7 @@ def deflate(data: bytes) -> bytes:
 
 
 def deflated(name: str, data: bytes) -> Member:
-    return Member(name, deflate(data), len(data), zlib.crc32(data), method=8)
+    return Member(name, deflate(data), len(data), zlib.crc32(data), method=DEFLATED)
 
 
 def _dos() -> tuple[int, int]:
@@ -97,3 +99,15 @@ def unicode_member(name: str, data: bytes, written: bytes, field_name: str | Non
     m.written = written
     m.extra = zipextra.unicode_path(field_name or name, written)
     return m
+
+
+def aes_member(name: str, data: bytes, password: bytes, salt: bytes, *, method: int = 0,
+               descriptor: bool = False) -> Member:
+    """Given an entry's data, a password and salt, return it as a WinZip AE-2 member (method 99, CRC 0)."""
+    payload = deflate(data) if method == DEFLATED else data
+    extra = zipextra.aes_extra(method)
+    if zipextra.wants_unicode_path(name):
+        extra += zipextra.unicode_path(name)
+    return Member(name, aes.encrypt(password, salt, payload), len(data), 0, method=zipextra.AES_METHOD,
+                  flags=zipextra.FLAG_ENCRYPTED, extra=extra, version=zipextra.AES_VERSION_NEEDED,
+                  descriptor=descriptor)
