@@ -21,15 +21,10 @@ import pytest
 import zstandard
 
 from zipserve.encode.compress import (
-    AHEAD,
     DEFAULT_BLOCK,
-    MIN_SEGMENT,
-    WINDOW,
     Crc,
     Engine,
     Pool,
-    _deflate_block,
-    _segments,
     deflate_bytes,
     deflate_raw,
     engine_for,
@@ -38,6 +33,9 @@ from zipserve.encode.compress import (
     worth_deflating,
     zstd_stream,
 )
+from zipserve.encode.compress.block import deflate_block
+from zipserve.encode.compress.deflate import MIN_SEGMENT, WINDOW, segments
+from zipserve.encode.compress.engine import AHEAD
 
 BLOCK = 64 * 1024
 SIZES = [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 123]
@@ -147,7 +145,7 @@ def test_every_engine_joins_blocks_into_one_stream(name: str) -> None:
     blocks = [data[:BLOCK], data[BLOCK : 2 * BLOCK], data[2 * BLOCK :]]
     zdicts = [b"", blocks[0][-WINDOW:], blocks[1][-WINDOW:]]
     parts = [
-        _deflate_block(engine, block, zdict, i == 2)
+        deflate_block(engine, block, zdict, i == 2)
         for i, (block, zdict) in enumerate(zip(blocks, zdicts, strict=True))
     ]
     assert inflate(b"".join(parts)) == data
@@ -214,7 +212,7 @@ S = MIN_SEGMENT
     ],
 )
 def test_segments_cut_before_big_chunks_only(sizes: list[int], cuts: list[int]) -> None:
-    assert _segments(sizes) == cuts
+    assert segments(sizes) == cuts
 
 
 def tar_like() -> list[bytes]:
@@ -512,5 +510,5 @@ def test_worth_deflating_takes_ascii_samples_without_a_trial(monkeypatch: pytest
     def no_trial(sample: bytes) -> bool:
         raise AssertionError("ASCII samples need no trial deflate")
 
-    monkeypatch.setattr("zipserve.encode.compress.shrinks", no_trial)
+    monkeypatch.setattr("zipserve.encode.compress.block.shrinks", no_trial)
     assert worth_deflating(text(4 * BLOCK))

@@ -333,7 +333,7 @@ STALL_TARGETS = {
 # MiB a stalled client may hold: a few 1 MiB chunks (the one in the socket's buffer, the
 # one waiting to be sent, the one read ahead) and, for deflate, the 256 KiB blocks in the
 # compression pipeline; zstd's own worker threads keep a window-sized job each
-# (compress._zstd_parameters). All far below the 48 MiB a buffered body would take.
+# (compress.zstd._parameters). All far below the 48 MiB a buffered body would take.
 RSS_BOUND = {"files": 6, "tar": 6, "zip-store": 6, "zip-deflate": 12, "tar.gz": 12,
              "tar.zst": 32}
 

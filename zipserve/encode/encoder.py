@@ -218,7 +218,7 @@ def _gzip_tar(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
 
 
 def _zstd_tar(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
-    return compress.zstd_stream(enc.tar_raw(plan), level=zstd_level(plan.options.level),
+    return compress.zstd_stream(enc.tar_raw(plan), level=compress.zstd_level(plan.options.level),
                                 threads=enc.pool.workers)
 
 
@@ -238,11 +238,6 @@ def data_spans(plan: ArchivePlan, start: int, stop: int) -> Iterator[Span]:
     for piece, lo, hi in plan.layout.overlapping(start, stop):
         if piece.kind == "data":
             yield plan.entries[piece.index].node, lo, hi
-
-
-def zstd_level(level: int) -> int:
-    """Given our level 1..9, return a zstd level of the same spirit (fast .. strong)."""
-    return {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 7, 7: 9, 8: 12, 9: 15}[level]
 
 
 BIG = 64 * 1024  # pieces at least this big are sent as they are; smaller ones are joined
