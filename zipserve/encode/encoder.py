@@ -66,7 +66,7 @@ class Encoder:
         return STREAMED[plan.format.encoder](self, plan)
 
     def tar_raw(self, plan: ArchivePlan) -> Iterator[bytes]:
-        """Given a tar-family plan, yield the uncompressed tar in large chunks."""
+        """Given a plan with a layout, yield its bytes before any whole-stream compression, in big chunks."""
         assert plan.layout is not None
         for batch in batched(self.sized(plan, 0, plan.layout.total), self.chunk):
             yield from batch
@@ -135,20 +135,21 @@ class Encoder:
 
     def _data(self, plan: ArchivePlan, index: int, lo: int, hi: int, known: int | None,
               parts: bool, reader: Reader) -> Iterator[bytes | FilePart]:
-        """Given a data piece of a sized body (and its ZIP header's CRC), yield its bytes or a FilePart.
+        """Given a data piece of a sized body (and its header's CRC), yield its bytes or a FilePart.
 
-        A whole ZIP entry read here is checked against its header's CRC; one
-        sent as a FilePart trusts the cache's ctime key (see SendsUnread.file_part).
+        Where headers carry CRCs (ZIP), a whole entry read here is checked against
+        its header's; one sent as a FilePart trusts the cache's ctime key (see
+        SendsUnread.file_part). Elsewhere (tar) a whole read teaches the cache its CRC.
         """
         node = plan.entries[index].node
         whole = lo == 0 and hi == node.size
-        is_zip = plan.format.crc_in_header  # its header's CRC checks the data; it learns none
+        checked = plan.format.crc_in_header
         # A tar's whole file is read until a read has taught its CRC (for later ZIPs).
         if (parts and self.unread is not None and hi - lo >= BIG
-                and (is_zip or not whole or self.crcs.cache.get(node) is not None)):
-            return iter((self.unread.file_part(node, lo, hi, exact=is_zip and whole),))
-        expected = (known if known is not None else self.crcs.of(node)) if is_zip and whole else None
-        learn = not is_zip and node.size >= self.learn_from
+                and (checked or not whole or self.crcs.cache.get(node) is not None)):
+            return iter((self.unread.file_part(node, lo, hi, exact=checked and whole),))
+        expected = (known if known is not None else self.crcs.of(node)) if checked and whole else None
+        learn = not checked and node.size >= self.learn_from
         if whole and hi <= self.chunk:  # most files of a tree of small ones: no generator to run
             data = b"".join(reader.read(node, 0, hi, self.chunk))
             if expected is not None or learn:
