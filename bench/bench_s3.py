@@ -348,7 +348,8 @@ def before_cut(root: str, cluster: ceph_rgw.CephRgw, cut: int) -> frozenset[str]
     from zipserve.service import Service
     from zipserve.settings import Settings
 
-    service = Service(Settings(root=root, crc_cache=None, s3_endpoint=cluster.endpoint))
+    service = Service(Settings(root=root, crc_cache=None,
+                               source_options={"s3_endpoint": cluster.endpoint}))
     try:
         plan = service.archive(["."], "zip", compression="store")
         assert plan.layout is not None

@@ -108,6 +108,7 @@ from zipserve.errors import SourceChanged
 from zipserve.http.app import create_app
 from zipserve.service import Service
 from zipserve.settings import Settings
+from zipserve.sources.base import FetchesWhole, KnowsCrcs, SendsUnread, SharesCrcs
 from zipserve.sources.s3 import source as zs3
 
 pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
@@ -345,7 +346,7 @@ def test_head_of_a_stored_zip_reads_no_object(s3: Any, s3_env: CephRgw, tmp_path
     bucket = new_bucket(s3)
     put_all(s3, bucket, {f"d/f{i}.bin": os.urandom(300_000) for i in range(5)})
     app = create_app(Settings(root=f"s3://{bucket}", crc_cache=None,
-                              s3_endpoint=s3_env.endpoint))
+                              source_options={"s3_endpoint": s3_env.endpoint}))
     requests = Requests(app.state.service.root.client)
     with TestClient(app) as client:
         r = client.head("/archive/d.zip?compression=store")
@@ -391,7 +392,7 @@ def test_file_range_fetches_only_that_range(s3: Any, s3_env: CephRgw) -> None:
     data = os.urandom(3 * MiB)
     s3.put_object(Bucket=bucket, Key="big.bin", Body=data)
     app = create_app(Settings(root=f"s3://{bucket}", crc_cache=None,
-                              s3_endpoint=s3_env.endpoint))
+                              source_options={"s3_endpoint": s3_env.endpoint}))
     requests = Requests(app.state.service.root.client)
     with TestClient(app) as client:
         r = client.get("/files/big.bin", headers={"Range": "bytes=1000000-1000999"})
@@ -457,7 +458,7 @@ def test_unsafe_keys_never_appear_in_listings(hostile_bucket: str,
 def test_file_key_beside_its_prefix_is_never_served(hostile_bucket: str,
                                                     s3_env: CephRgw) -> None:
     app = create_app(Settings(root=f"s3://{hostile_bucket}/h", crc_cache=None,
-                              s3_endpoint=s3_env.endpoint))
+                              source_options={"s3_endpoint": s3_env.endpoint}))
     with TestClient(app) as client:
         r = client.get("/files/x")
     assert r.status_code == 400  # "x" is the folder holding x/y, not the object "x"
@@ -707,6 +708,14 @@ def test_resume_on_a_cold_server_without_shared_crcs_reads_earlier_files(
     assert {"v/0.bin", "v/1.bin", "v/2.bin"} <= keys  # their CRCs, for the central directory
 
 
+def test_an_s3_source_has_a_stores_capabilities_and_sends_nothing_unread(
+        s3: Any, services: Callable[..., Service]) -> None:
+    svc = services(f"s3://{new_bucket(s3)}", s3_crc_prefix=CRC_PREFIX)
+    found = [isinstance(svc.root, c) for c in (SendsUnread, SharesCrcs, KnowsCrcs, FetchesWhole)]
+    assert found == [False, True, True, True]
+    assert svc.cache.shared is svc.root.crc_store  # type: ignore[attr-defined]
+
+
 def test_shared_crc_objects_are_never_served(fleet: tuple[str, dict[str, bytes]],
                                              services: Callable[..., Service], s3: Any) -> None:
     bucket, objects = fleet
@@ -748,7 +757,7 @@ def test_max_files_is_413_before_any_read(s3: Any, s3_env: CephRgw) -> None:
     bucket = new_bucket(s3)
     put_all(s3, bucket, {f"d/{i}": b"x" for i in range(10)})
     app = create_app(Settings(root=f"s3://{bucket}", crc_cache=None, max_files=4,
-                              s3_endpoint=s3_env.endpoint))
+                              source_options={"s3_endpoint": s3_env.endpoint}))
     with TestClient(app) as client:
         r = client.get("/archive/d.tar")
     assert r.status_code == 413
@@ -758,7 +767,7 @@ def test_pinned_etag_is_412_once_an_object_is_replaced(s3: Any, s3_env: CephRgw)
     bucket = new_bucket(s3)
     s3.put_object(Bucket=bucket, Key="d/f.txt", Body=b"one")
     app = create_app(Settings(root=f"s3://{bucket}", crc_cache=None,
-                              s3_endpoint=s3_env.endpoint))
+                              source_options={"s3_endpoint": s3_env.endpoint}))
     with TestClient(app) as client:
         old = client.get("/archive/d.tar").headers["etag"]
         s3.put_object(Bucket=bucket, Key="d/f.txt", Body=b"two")  # same size, maybe same second

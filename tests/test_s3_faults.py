@@ -54,8 +54,8 @@ def app_client(faults: FaultProxy, ceph_rgw: CephRgw,  # noqa: F811
     """The app in process, its store reached through the proxy (started while the proxy passes all)."""
     for key, value in ceph_rgw.env().items():
         monkeypatch.setenv(key, value)
-    app = create_app(Settings(root=f"s3://{bucket[0]}", crc_cache=None, s3_endpoint=faults.url,
-                              s3_part_size=MiB))
+    app = create_app(Settings(root=f"s3://{bucket[0]}", crc_cache=None,
+                              source_options={"s3_endpoint": faults.url, "s3_part_size": MiB}))
     with TestClient(app) as client:
         faults.clear()
         yield client

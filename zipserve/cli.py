@@ -11,20 +11,23 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
+from zipserve import sources
 from zipserve.core import signing
-from zipserve.errors import ZipserveError
-from zipserve.settings import Settings, is_s3, root_of
+from zipserve.errors import Unavailable, ZipserveError
+from zipserve.settings import Settings
 
 SETTINGS_ENV = "ZIPSERVE__SETTINGS"  # how the parent hands settings to uvicorn's workers
 
 
 def common_options(f: Any) -> Any:
-    """Options shared by serve and pack (limits, compression, cache)."""
+    """Options shared by serve and pack (limits, compression, cache, then every source's)."""
+    f = source_options()(f)  # applied first, listed last
     for opt in reversed([
         click.option("--max-files", type=int, default=200_000, show_default=True),
         click.option("--max-bytes", type=int, default=1 << 40, show_default=True),
@@ -39,30 +42,42 @@ def common_options(f: Any) -> Any:
                      help="CRC cache file (default: ~/.cache/zipserve/crc.sqlite3)."),
         click.option("--no-crc-cache", is_flag=True, help="Keep CRCs in memory only."),
         click.option("--chunk-size", type=int, default=1 << 20, show_default=True),
-        click.option("--s3-endpoint", default=None,
-                     help="S3 endpoint URL for an s3:// ROOT (default: AWS, or $AWS_ENDPOINT_URL)."),
-        click.option("--s3-crc-prefix", default=None,
-                     help="Share CRCs between servers as objects under this prefix of the"
-                          " bucket (e.g. .zipserve-crc/); zipserve must be allowed to write there."),
-        click.option("--s3-part-size", type=int, default=8 << 20, show_default=True,
-                     help="Bytes per ranged GET."),
-        click.option("--s3-read-ahead", type=int, default=4, show_default=True,
-                     help="Parts a stream may fetch ahead; all streams of a process share as many."),
     ]):
         f = opt(f)
     return f
 
 
+def source_options(*, sign: bool = False) -> Callable[[Any], Any]:
+    """Return a decorator adding one option per option a registered source declares.
+
+    With `sign`, only those `sign` takes (how to reach the source). Each is
+    also ZIPSERVE_<NAME>, as every option is.
+    """
+    chosen = [o for o in sources.options() if o.sign or not sign]
+
+    def add(f: Any) -> Any:
+        for option in reversed(chosen):
+            f = click.option(option.flag, type=option.type, default=option.default,
+                             show_default=option.default is not None, help=option.help)(f)
+        return f
+    return add
+
+
 def make_settings(root: str, *, crc_cache: Path | None, no_crc_cache: bool,
                   **values: Any) -> Settings:
-    """Given parsed options, return checked Settings; raise click.BadParameter."""
+    """Given parsed options, return checked Settings; raise click.BadParameter.
+
+    The options a source declares go to Settings.source_options, the rest are fields.
+    """
     extra: dict[str, Any] = {}
     if no_crc_cache:
         extra["crc_cache"] = None
     elif crc_cache is not None:
         extra["crc_cache"] = crc_cache
+    declared = {o.name for o in sources.options()}
+    given = {k: values.pop(k) for k in list(values) if k in declared}
     try:
-        return Settings(root=root_of(root), **values, **extra)
+        return Settings(root=root, source_options=given, **values, **extra)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -101,7 +116,7 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
     import uvicorn
 
     settings = make_settings(root, max_expires=_duration(max_lifetime), **options)
-    check_store(settings)
+    probe_source(settings)
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; one scrape sums them (see metrics.py).
@@ -111,25 +126,17 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
                 log_config=log_config(), timeout_graceful_shutdown=settings.grace)
 
 
-def check_store(settings: Settings) -> None:
-    """Given settings with an s3:// root, stop now if the store refuses us; warn if it is unreachable.
+def probe_source(settings: Settings) -> None:
+    """Given settings, stop now if their source refuses us; warn if it is unreachable.
 
     An unreachable store may come back: requests meanwhile get a 503.
     """
-    if not is_s3(settings.root):
-        return
-    from zipserve.errors import Unavailable
-    from zipserve.sources.s3.source import S3Source
-
-    source = S3Source.from_settings(settings)
     try:
-        source.check()
+        sources.probe(settings.root, settings.source_options)
     except Unavailable as exc:
         click.echo(f"warning: {exc.message}", err=True)
     except ZipserveError as exc:
         raise click.ClickException(f"{settings.root}: {exc.message}") from None
-    finally:
-        source.close()
 
 
 def log_config() -> dict[str, Any]:
@@ -150,6 +157,14 @@ def settings_to_json(settings: Settings) -> str:
     """Given settings, return them as JSON for worker processes."""
     return json.dumps({k: str(v) if isinstance(v, Path) else v
                        for k, v in dataclasses.asdict(settings).items()})
+
+
+def settings_from_json(text: str) -> Settings:
+    """Given settings_to_json's text, return the Settings it was made from."""
+    raw = json.loads(text)
+    if raw.get("crc_cache") is not None:
+        raw["crc_cache"] = Path(raw["crc_cache"])
+    return Settings(**raw)
 
 
 def tune_malloc() -> None:
@@ -189,11 +204,7 @@ def app_from_env() -> Any:
     tune_malloc()
     from zipserve.http.streaming import ExposeConnection
 
-    raw = json.loads(os.environ[SETTINGS_ENV])
-    for key in ("root", "crc_cache"):
-        if raw.get(key) is not None:
-            raw[key] = root_of(raw[key]) if key == "root" else Path(raw[key])
-    app = ExposeConnection(create_app(Settings(**raw)))
+    app = ExposeConnection(create_app(settings_from_json(os.environ[SETTINGS_ENV])))
     tune_gc()
     return app
 
@@ -263,10 +274,10 @@ def _duration(text: str) -> int:
 @click.option("--file", "kind", flag_value="file", help="Sign /files/PATH.")
 @click.option("--page", "kind", flag_value="page", help="Sign the page /browse/PATH.")
 @click.option("--no-pin", is_flag=True, help="Do not pin the archive's snapshot (?etag=).")
-@click.option("--s3-endpoint", default=None, help="S3 endpoint URL for an s3:// --root.")
+@source_options(sign=True)
 def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: str | None,
          name: str | None, expires: str, base_url: str, kind: str | None,
-         no_pin: bool, s3_endpoint: str | None) -> None:
+         no_pin: bool, **options: Any) -> None:
     """Print a signed, expiring URL for PATHS (an archive by default)."""
     lifetime = _duration(expires)
     if kind in ("file", "page"):
@@ -281,7 +292,7 @@ def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: 
     else:
         path, query = archive_url(list(paths), fmt, compression, name)
         if not no_pin:
-            etag = _etag(root, list(paths), fmt, compression, name, s3_endpoint)
+            etag = _etag(root, list(paths), fmt, compression, name, options)
             if etag is not None:
                 query.append(("etag", etag.strip('"')))
     click.echo(signing.sign_url(secret, path, query, expires=int(time.time()) + lifetime,
@@ -302,12 +313,11 @@ def archive_url(paths: list[str], fmt: str, compression: str | None,
 
 
 def _etag(root: str, paths: list[str], fmt: str, compression: str | None,
-          name: str | None, s3_endpoint: str | None = None) -> str | None:
+          name: str | None, options: dict[str, Any]) -> str | None:
     """Given a selection, return its current ETag when the archive is sized (else None: nothing to pin)."""
     from zipserve.service import Service
 
-    service = Service(make_settings(root, crc_cache=None, no_crc_cache=True,
-                                    s3_endpoint=s3_endpoint))
+    service = Service(make_settings(root, crc_cache=None, no_crc_cache=True, **options))
     try:
         return service.archive(paths, fmt, compression=compression, name=name).etag
     except ZipserveError as exc:

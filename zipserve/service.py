@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zipserve import sources
 from zipserve.core import plan
 from zipserve.core.limits import Budget
 from zipserve.core.node import Node
@@ -22,7 +23,6 @@ from zipserve.encode import compress
 from zipserve.encode.encoder import Encoder
 from zipserve.errors import BadRequest, TooLarge
 from zipserve.settings import Settings
-from zipserve.sources import open_source
 from zipserve.sources.base import SharesCrcs
 from zipserve.sources.crc import CrcCache, Crcs
 
@@ -32,7 +32,8 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.root = open_source(settings)  # whichever source the root names: nothing below cares
+        # Whichever source the root names: nothing below cares.
+        self.root = sources.open_source(settings.root, settings.source_options)
         shared = self.root.crc_store if isinstance(self.root, SharesCrcs) else None
         self.cache = CrcCache(settings.crc_cache, key_of=self.root.crc_key, shared=shared)
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zipserve import sources
 from zipserve.errors import ConfigError
 
 MiB = 1 << 20
@@ -23,7 +24,7 @@ def default_crc_cache() -> Path:
 class Settings:
     """Everything the server and `pack` need to know; built by the CLI or by tests."""
 
-    root: Path | str  # a folder, or "s3://bucket/prefix"
+    root: Path | str  # a folder, or the URL of a registered source (see zipserve.sources)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -48,25 +49,20 @@ class Settings:
     # CRC cache: None turns it off.
     crc_cache: Path | None = field(default_factory=default_crc_cache)
     max_expires: int = 7 * 24 * 3600
-    # S3 roots: endpoint (None: AWS or $AWS_ENDPOINT_URL), the shared CRC prefix in the
-    # served bucket (None: off), ranged-GET size and how many are in flight per stream.
-    s3_endpoint: str | None = None
-    s3_crc_prefix: str | None = None
-    s3_part_size: int = 8 * MiB
-    s3_read_ahead: int = 4
+    # The source's own settings by option name: each source declares its options, their
+    # defaults and checks (see zipserve.sources); a name no source declares is refused.
+    source_options: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        root = self.root if is_s3(self.root) else Path(self.root).resolve()
-        object.__setattr__(self, "root", root)
+        root = sources.root_of(self.root)
+        object.__setattr__(self, "root", root.resolve() if isinstance(root, Path) else root)
+        object.__setattr__(self, "source_options", dict(self.source_options))
         check(self)
 
 
 def check(settings: Settings) -> None:
     """Given settings, raise ConfigError naming the first one that cannot work."""
-    if is_s3(settings.root):
-        check_s3(settings)
-    elif not Path(settings.root).is_dir():
-        raise ConfigError(f"root {settings.root} is not a folder")
+    sources.check(settings.root, settings.source_options)
     if not 1 <= settings.level <= 9:
         raise ConfigError("level must be 1..9")
     if settings.chunk_size < 4096:
@@ -77,27 +73,3 @@ def check(settings: Settings) -> None:
             raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
     if settings.send_timeout <= 0 or settings.grace < 0:
         raise ConfigError("send-timeout must be above 0 and grace at least 0")
-
-
-def is_s3(root: object) -> bool:
-    """Given a root setting, return whether it names an S3 prefix (s3://bucket/prefix)."""
-    return str(root).startswith("s3://")
-
-
-def root_of(text: str) -> Path | str:
-    """Given a root as typed, return it as Settings takes it: s3:// URLs stay text."""
-    return text if is_s3(text) else Path(text)
-
-
-def check_s3(settings: Settings) -> None:
-    """Given settings with an s3:// root, raise ConfigError naming what cannot work."""
-    from zipserve.sources.s3.source import parse_root
-
-    parse_root(str(settings.root))
-    if importlib.util.find_spec("boto3") is None:
-        raise ConfigError("an s3:// root needs boto3: pip install 'zipserve[s3]'")
-    if settings.s3_part_size < 64 * 1024 or settings.s3_read_ahead < 1:
-        raise ConfigError("s3-part-size must be at least 65536 and s3-read-ahead at least 1")
-    prefix = settings.s3_crc_prefix
-    if prefix is not None and (not prefix.endswith("/") or prefix.startswith("/")):
-        raise ConfigError("s3-crc-prefix is a key prefix in the served bucket, like .zipserve-crc/")

@@ -31,12 +31,14 @@ def s3_env(ceph_rgw: CephRgw, monkeypatch: pytest.MonkeyPatch) -> CephRgw:
 
 @pytest.fixture
 def services(s3_env: CephRgw) -> Iterator[Callable[..., Service]]:
-    """Make in-process services on the store (settings as keywords; closed after the test)."""
+    """Make in-process services on the store (settings as keywords, s3_* ones as source options;
+    closed after the test)."""
     made: list[Service] = []
 
     def make(served: str, **settings: Any) -> Service:
-        svc = Service(Settings(**{"root": served, "crc_cache": None,
-                                  "s3_endpoint": s3_env.endpoint, **settings}))
+        options = {"s3_endpoint": s3_env.endpoint}
+        options.update({k: settings.pop(k) for k in list(settings) if k.startswith("s3_")})
+        svc = Service(Settings(root=served, crc_cache=None, source_options=options, **settings))
         made.append(svc)
         return svc
     yield make

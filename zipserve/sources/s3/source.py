@@ -55,7 +55,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zipserve.core.limits import Budget
 from zipserve.core.node import Node, RelPath
@@ -65,9 +65,6 @@ from zipserve.sources.base import Reader, Span
 from zipserve.sources.s3.crc import S3CrcStore
 from zipserve.sources.s3.errors import refusal
 from zipserve.sources.s3.read import Objects
-
-if TYPE_CHECKING:
-    from zipserve.settings import Settings
 
 log = logging.getLogger("zipserve.s3")
 
@@ -180,14 +177,6 @@ class S3Source:
         self.objects = Objects(client, bucket, self._key_of, part=part, ahead=ahead, pool=self.pool)
         self.crc_prefix = crc_prefix
         self.crc_store = S3CrcStore(client, bucket, crc_prefix) if crc_prefix else None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> S3Source:
-        bucket, prefix = parse_root(str(settings.root))
-        client = make_client(settings.s3_endpoint, pool=16 * settings.s3_read_ahead + 16)
-        return cls(bucket, prefix, client, part=settings.s3_part_size,
-                   ahead=settings.s3_read_ahead, crc_prefix=settings.s3_crc_prefix,
-                   endpoint=settings.s3_endpoint)
 
     def close(self) -> None:
         if self.crc_store is not None:
