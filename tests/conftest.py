@@ -1,49 +1,51 @@
-"""Shared fixtures: sample trees, the real server on a free 127.0.0.1 port, the in-process app."""
+"""Shared fixtures: the sample tree, real servers on it (from disk or from S3), the in-process app.
+
+Module-scoped servers come from `serve`, which stops them when the module ends;
+`sample` is the sample tree on local disk, and `served` is the same tree from
+each source a test should hold for: local disk, and a bucket of the real Ceph
+RGW (that parameter carries the `ceph` marker; see tests/s3/fixtures.py for
+when it skips).
+"""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from tests.helpers import (
+    TIMEOUT,
+    Serve,
+    Server,
+    Site,
+    build_tree,
+    local_truth,
+    start_server,
+    stop_server,
+)
 from zipserve.http.app import create_app
 from zipserve.settings import Settings
 
-# Fixed times so archives of the sample tree are reproducible.
-MTIME = 1_700_000_000
+# The S3 store and its clients, the fault proxy, and the `ceph` marker's rule.
+pytest_plugins = ["tests.s3.fixtures"]
 
 
-def build_tree(root: Path) -> Path:
-    """Given an empty folder, fill it with the sample tree every test reads back."""
-    files = {
-        "docs/readme.txt": b"hello zipserve\n" * 50,
-        "docs/notes/long.txt": b"".join(b"line %d of the notes\n" % i for i in range(5000)),
-        "docs/notes/empty.txt": b"",
-        "photos/2024/cat.jpg": os.urandom(200_000),
-        "photos/2024/dog.png": os.urandom(50_000),
-        "photos/caf\u00e9 \u00fcber.txt": b"non-ASCII name\n",
-        "top.txt": b"top level\n",
-        "a" * 120 + "/" + "b" * 120 + ".txt": b"a long path over 100 bytes\n",
-    }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "empty-folder").mkdir()
-    (root / "docs" / "script.sh").write_bytes(b"#!/bin/sh\necho hi\n")
-    (root / "docs" / "script.sh").chmod(0o755)
-    for path in sorted(root.rglob("*"), reverse=True):
-        os.utime(path, (MTIME, MTIME))
-    return root
+def _factory(folder: Callable[[], Path]) -> Iterator[Serve]:
+    """Yield a maker of servers (each with its own folder for log and CRC cache); stop them after."""
+    started: list[Server] = []
+
+    def make(root: Path | str, *args: str, env: dict[str, str] | None = None) -> Server:
+        srv = start_server(root, folder(), *args, env=env)
+        started.append(srv)
+        return srv
+    try:
+        yield make
+    finally:
+        for srv in started:
+            stop_server(srv)
 
 
 @pytest.fixture
@@ -51,81 +53,56 @@ def tree(tmp_path: Path) -> Path:
     return build_tree(tmp_path / "root")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A real zipserve process on 127.0.0.1."""
-
-    url: str
-    root: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(root: Path, tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    """Start `zipserve serve root` on a free port and wait (bounded) for /healthz."""
-    port = free_port()
-    log = tmp / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "zipserve", "serve", str(root), "--port", str(port),
-           "--crc-cache", str(tmp / "crc.sqlite3"), *args]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return Server(url, root, proc, log)
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start:\n" + log.read_text())
-
-
-def stop(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait(5)
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Serve]:
+    """Start servers for one test: server_factory(root, *serve_args, env=...); stopped after it."""
+    yield from _factory(lambda: tmp_path)
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def make(root: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-        srv = start_server(root, tmp_path, *args, env=env)
-        started.append(srv)
-        return srv
-    yield make
-    for srv in started:
-        stop(srv)
-
-
-@pytest.fixture
-def server(tree: Path, server_factory: Callable[..., Server]) -> Server:
+def server(tree: Path, server_factory: Serve) -> Server:
     return server_factory(tree)
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """Start servers for a module: serve(root, *serve_args, env=...); stopped when it ends."""
+    yield from _factory(lambda: tmp_path_factory.mktemp("server"))
+
+
+@pytest.fixture(scope="module")
+def sample(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """A real server on the sample tree, on local disk, for the module."""
+    root = build_tree(tmp_path_factory.mktemp("sample") / "root")
+    return Site(serve(root), root, local_truth(root))
+
+
+@pytest.fixture(scope="module")
+def http(sample: Site) -> Iterator[httpx.Client]:
+    """A client of the module's sample server (base URL set)."""
+    with httpx.Client(base_url=sample.url, timeout=TIMEOUT) as client:
+        yield client
+
+
+@pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.ceph)])
+def served(request: pytest.FixtureRequest) -> Site:
+    """The sample tree served from each source: local disk (the module's `sample`), then S3.
+
+    For S3 the tree is uploaded under a prefix of a new bucket, and `truth` holds
+    what the store says (upload times, no modes).
+    """
+    if request.param == "local":
+        site: Site = request.getfixturevalue("sample")
+        return site
+    site = request.getfixturevalue("s3_sample")
+    return site
+
+
+@pytest.fixture(scope="module")
+def served_http(served: Site) -> Iterator[httpx.Client]:
+    """A client of the `served` server (base URL set)."""
+    with httpx.Client(base_url=served.url, timeout=TIMEOUT) as client:
+        yield client
 
 
 @pytest.fixture

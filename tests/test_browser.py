@@ -14,14 +14,15 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import Server, build_tree, start_server, stop
 from playwright.sync_api import Browser, Download, Page, sync_playwright
+
+from tests.helpers import Server, build_tree
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -39,18 +40,15 @@ TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def site(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Server:
     """The sample tree plus a video and odd names, served by a real zipserve."""
-    tmp = tmp_path_factory.mktemp("browser")
-    root = build_tree(tmp / "root")
+    root = build_tree(tmp_path_factory.mktemp("browser") / "root")
     (root / "videos").mkdir()
     shutil.copyfile(VIDEO, root / "videos" / "test-pattern.webm")
     (root / "odd").mkdir()
     for name, data in ODD.items():
         (root / "odd" / name).write_bytes(data)
-    srv = start_server(root, tmp)
-    yield srv
-    stop(srv)
+    return serve(root)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,27 +19,19 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.s3 import ceph_rgw as harness
-from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
+from tests.s3.ceph_rgw import CephRgw
+from tests.s3.support import new_bucket
 
 SCRIPT = Path(harness.__file__)
 MiB = 1 << 20
 
 
-@pytest.fixture(scope="module")
-def s3(ceph_rgw: CephRgw) -> Iterator[Any]:  # noqa: F811
-    client = ceph_rgw.client()
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def bucket(s3: Any) -> str:
-    name = "t-" + uuid.uuid4().hex[:16]
-    s3.create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3)
 
 
-def get(s3: Any, bucket: str, key: str, **kwargs: Any) -> tuple[dict[str, Any], bytes]:
+def get_object(s3: Any, bucket: str, key: str, **kwargs: Any) -> tuple[dict[str, Any], bytes]:
     """GET an object; the response metadata and the whole body (the body is closed)."""
     response = s3.get_object(Bucket=bucket, Key=key, **kwargs)
     with response["Body"] as body:
@@ -79,7 +69,7 @@ def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:
     return found
 
 
-def test_every_daemon_listens_on_loopback_only(ceph_rgw: CephRgw) -> None:  # noqa: F811
+def test_every_daemon_listens_on_loopback_only(ceph_rgw: CephRgw) -> None:
     pids = harness._pids(Path(ceph_rgw.dir))
     assert sorted(pids) == sorted(harness.DAEMONS)
     for name, pid in pids.items():
@@ -98,21 +88,70 @@ def test_start_without_ceph_installed_names_the_packages(tmp_path: Path,
     assert not (tmp_path / "cluster").exists()
 
 
-def test_fixture_fails_rather_than_skips_without_ceph(tmp_path: Path) -> None:
-    test = tmp_path / "test_needs_s3.py"
-    test.write_text("from tests.s3.ceph_rgw import ceph_rgw  # noqa: F401\n\n"
-                    "def test_s3(ceph_rgw):\n    assert ceph_rgw\n")
+MARKED = """\
+import pytest
+
+
+@pytest.mark.ceph
+def test_marked():
+    pass
+
+
+def test_uses_the_store(ceph_rgw):
+    pass
+
+
+def test_plain():
+    pass
+"""
+
+
+def run_without_ceph(tmp_path: Path, ci: str | None) -> str:
+    """Run MARKED in a pytest of its own where no Ceph program is found; return its report."""
+    test = tmp_path / "test_marked.py"
+    test.write_text(MARKED)
+    repo = SCRIPT.parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update({harness.SEARCH_ENV: str(tmp_path), "PYTHONPATH": str(repo),
+                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **({"CI": ci} if ci is not None else {})})
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.s3.fixtures",
+         "-c", str(repo / "pyproject.toml"), "--rootdir", str(tmp_path), str(test)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("ci", [None, "", "false"])
+def test_without_ceph_its_tests_skip_with_one_reason(tmp_path: Path, ci: str | None) -> None:
+    report = run_without_ceph(tmp_path, ci)
+    assert "1 passed, 2 skipped" in report, report
+    skips = [line for line in report.splitlines() if line.startswith("SKIPPED")]
+    assert len(skips) == 1 and skips[0].startswith("SKIPPED [2] "), report
+    assert "needs Ceph's radosgw" in skips[0] and harness.INSTALL_HINT in skips[0]
+
+
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_without_ceph_in_ci_its_tests_fail_never_skip(tmp_path: Path, ci: str) -> None:
+    report = run_without_ceph(tmp_path, ci)
+    assert "1 passed, 2 errors" in report, report
+    assert "skipped" not in report
+    assert "CI is set: Ceph tests must run" in report and harness.INSTALL_HINT in report
+
+
+def test_without_ceph_deselecting_the_marker_leaves_the_rest(tmp_path: Path) -> None:
+    test = tmp_path / "test_marked.py"
+    test.write_text(MARKED)
     repo = SCRIPT.parents[2]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         str(test)],
-        cwd=repo, env={**os.environ, "PATH": str(tmp_path), "PYTHONPATH": str(repo),
-                       "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.s3.fixtures",
+         "-c", str(repo / "pyproject.toml"), "--rootdir", str(tmp_path), "-m", "not ceph", str(test)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "CI": "true", harness.SEARCH_ENV: str(tmp_path),
+             "PYTHONPATH": str(repo), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "1 error" in done.stdout and "skipped" not in done.stdout, done.stdout
-    assert "apt-get install radosgw ceph-mon ceph-osd" in done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 2 deselected" in done.stdout, done.stdout
 
 
 def test_script_starts_prints_env_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +190,7 @@ def test_created_bucket_is_listed(s3: Any, bucket: str) -> None:
 def test_put_then_get_returns_the_bytes_and_their_md5_etag(s3: Any, bucket: str) -> None:
     data = os.urandom(100_000)
     s3.put_object(Bucket=bucket, Key="dir/file.bin", Body=data)
-    response, body = get(s3, bucket, "dir/file.bin")
+    response, body = get_object(s3, bucket, "dir/file.bin")
     assert body == data
     assert response["ContentLength"] == len(data)
     assert response["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
@@ -168,7 +207,7 @@ def test_ranged_get_returns_206_and_the_slice(s3: Any, bucket: str, header: str,
                                               stop: int) -> None:
     data = os.urandom(1000)
     s3.put_object(Bucket=bucket, Key="k", Body=data)
-    response, body = get(s3, bucket, "k", Range=header)
+    response, body = get_object(s3, bucket, "k", Range=header)
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 206
     assert response["ContentRange"] == f"bytes {start}-{stop - 1}/1000"
     assert body == data[start:stop]
@@ -177,7 +216,7 @@ def test_ranged_get_returns_206_and_the_slice(s3: Any, bucket: str, header: str,
 def test_range_past_the_end_is_416(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
     with pytest.raises(ClientError) as exc:
-        get(s3, bucket, "k", Range="bytes=1000-")
+        get_object(s3, bucket, "k", Range="bytes=1000-")
     assert status(exc) == (416, "InvalidRange")
 
 
@@ -185,7 +224,7 @@ def test_deleted_object_is_gone(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     s3.delete_object(Bucket=bucket, Key="k")
     with pytest.raises(ClientError) as exc:
-        get(s3, bucket, "k")
+        get_object(s3, bucket, "k")
     assert status(exc) == (404, "NoSuchKey")
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
@@ -204,14 +243,14 @@ def test_listing_pages_past_1000_keys(s3: Any, bucket: str) -> None:
 def test_if_match_on_ranged_get_is_412_once_the_object_is_replaced(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="k", Body=b"a" * 1000)
     old = s3.head_object(Bucket=bucket, Key="k")["ETag"]
-    response, body = get(s3, bucket, "k", Range="bytes=10-19", IfMatch=old)
+    response, body = get_object(s3, bucket, "k", Range="bytes=10-19", IfMatch=old)
     assert (response["ResponseMetadata"]["HTTPStatusCode"], body) == (206, b"a" * 10)
     s3.put_object(Bucket=bucket, Key="k", Body=b"b" * 1000)
     with pytest.raises(ClientError) as exc:
-        get(s3, bucket, "k", Range="bytes=10-19", IfMatch=old)
+        get_object(s3, bucket, "k", Range="bytes=10-19", IfMatch=old)
     assert status(exc) == (412, "PreconditionFailed")
     new = s3.head_object(Bucket=bucket, Key="k")["ETag"]
-    assert get(s3, bucket, "k", Range="bytes=10-19", IfMatch=new)[1] == b"b" * 10
+    assert get_object(s3, bucket, "k", Range="bytes=10-19", IfMatch=new)[1] == b"b" * 10
 
 
 def test_folder_marker_is_an_empty_object_and_a_common_prefix(s3: Any, bucket: str) -> None:
@@ -222,13 +261,13 @@ def test_folder_marker_is_an_empty_object_and_a_common_prefix(s3: Any, bucket: s
     assert top["CommonPrefixes"] == [{"Prefix": "a/"}]
     inside = s3.list_objects_v2(Bucket=bucket, Prefix="a/", Delimiter="/")
     assert [(o["Key"], o["Size"]) for o in inside["Contents"]] == [("a/", 0), ("a/b.txt", 1)]
-    assert get(s3, bucket, "a/")[1] == b""
+    assert get_object(s3, bucket, "a/")[1] == b""
 
 
 def test_put_with_crc32_checksum_is_stored(s3: Any, bucket: str) -> None:
     data = b"hello zipserve\n" * 100
     s3.put_object(Bucket=bucket, Key="k", Body=data, ChecksumCRC32=crc32_b64(data))
-    assert get(s3, bucket, "k")[1] == data
+    assert get_object(s3, bucket, "k")[1] == data
 
 
 def test_rgw_16_neither_checks_nor_returns_crc32(s3: Any, bucket: str) -> None:
@@ -258,7 +297,7 @@ def test_rgw_16_cannot_report_checksums_through_get_object_attributes(s3: Any, b
     with pytest.raises(ClientError) as exc:
         s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["Checksum"])
     assert status(exc)[0] == 500
-    response, _ = get(s3, bucket, "k", ChecksumMode="ENABLED")
+    response, _ = get_object(s3, bucket, "k", ChecksumMode="ENABLED")
     assert "ChecksumCRC32" not in response
 
 
@@ -274,8 +313,8 @@ def test_multipart_upload_is_one_object_with_a_dash_n_etag(s3: Any, bucket: str)
                                  MultipartUpload={"Parts": done})
     whole = b"".join(parts)
     md5s = b"".join(hashlib.md5(p).digest() for p in parts)
-    response, body = get(s3, bucket, "big")
+    response, body = get_object(s3, bucket, "big")
     assert body == whole
     assert response["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-2"'
-    across = get(s3, bucket, "big", Range=f"bytes={5 * MiB - 3}-{5 * MiB + 2}")[1]
+    across = get_object(s3, bucket, "big", Range=f"bytes={5 * MiB - 3}-{5 * MiB + 2}")[1]
     assert across == whole[5 * MiB - 3:5 * MiB + 3]

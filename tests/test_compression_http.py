@@ -17,7 +17,6 @@ import hashlib
 import io
 import os
 import random
-import subprocess
 import tarfile
 import zipfile
 import zlib
@@ -30,8 +29,16 @@ import httpx
 import pytest
 import zstandard
 from click.testing import CliRunner
-from conftest import MTIME, Server, start_server, stop
 
+from tests.helpers import (
+    MTIME,
+    TIMEOUT,
+    Serve,
+    Server,
+    peak_rss_mib,
+    run_bytes,
+    stop_server,
+)
 from zipserve.cli import main
 from zipserve.encode.compress import DEFAULT_BLOCK
 
@@ -39,11 +46,9 @@ BLOCK = DEFAULT_BLOCK
 MIB = 1 << 20
 LEVELS = range(1, 10)
 TOP = "t"  # the folder every archive is made of; entries are named t/...
-CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
-TIMEOUT = 60
 
 
-def text(size: int, seed: int) -> bytes:
+def log_lines(size: int, seed: int) -> bytes:
     """Given a size and a seed, return that many bytes of varied log-like lines (deflates ~3x)."""
     rng = random.Random(seed)
     words = b"GET POST /api/items /static/app.js ok error retry cache hit miss token user".split()
@@ -66,10 +71,10 @@ def noise(size: int, seed: int) -> bytes:
 FILES: dict[str, bytes] = {
     "sizes/0.txt": b"",
     "sizes/1.txt": b"x",
-    "sizes/block-1.txt": text(BLOCK - 1, 1),
-    "sizes/block.txt": text(BLOCK, 2),
-    "sizes/block+1.txt": text(BLOCK + 1, 3),
-    "text/big.txt": text(3 * MIB + 12_345, 4),
+    "sizes/block-1.txt": log_lines(BLOCK - 1, 1),
+    "sizes/block.txt": log_lines(BLOCK, 2),
+    "sizes/block+1.txt": log_lines(BLOCK + 1, 3),
+    "text/big.txt": log_lines(3 * MIB + 12_345, 4),
     "noise/random.bin": noise(2 * MIB, 5),
     "noise/random.txt": noise(BLOCK + 40_000, 6),  # large: auto probes its first block
     "noise/small-random.txt": noise(40_000, 7),  # small: auto probes the whole file
@@ -116,7 +121,7 @@ def url(fmt: Fmt, level: int | None) -> str:
     return f"/archive/{fmt.path}" + (f"{sep}level={level}" if level is not None else "")
 
 
-def cases(formats: list[Fmt] = FORMATS) -> list[object]:
+def level_cases(formats: list[Fmt] = FORMATS) -> list[object]:
     return [pytest.param(f, lv, id=f"{f.id}-{lv}") for f in formats for lv in LEVELS]
 
 
@@ -161,21 +166,17 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     base = tmp_path_factory.mktemp("compression")
     root = build(base / "root")
-    (base / "a").mkdir()
-    (base / "b").mkdir()
-    servers = {"two": start_server(root, base / "a", "--compress-workers", "2"),
-               "one": start_server(root, base / "b", "--compress-workers", "1", "--level", "9")}
+    servers = {"two": serve(root, "--compress-workers", "2"),
+               "one": serve(root, "--compress-workers", "1", "--level", "9")}
     (base / "dl").mkdir()
     s = Site(root, base / "dl", servers)
     try:
         yield s
     finally:
         s.close()
-        for srv in servers.values():
-            stop(srv)
 
 
 # --- readers ---------------------------------------------------------------------------------
@@ -190,13 +191,13 @@ def expected(fmt: Fmt) -> dict[str, bytes]:
     return out
 
 
-def read_zip(path: Path) -> dict[str, bytes]:
+def zip_contents(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as z:
         assert z.testzip() is None
         return {i.filename: z.read(i) for i in z.infolist()}
 
 
-def read_tar(fileobj: Any, mode: str) -> dict[str, bytes]:
+def tar_contents(fileobj: Any, mode: str) -> dict[str, bytes]:
     out = {}
     with tarfile.open(fileobj=fileobj, mode=mode) as t:
         for m in t:
@@ -212,41 +213,35 @@ def read_tar(fileobj: Any, mode: str) -> dict[str, bytes]:
 def read_python(fmt: Fmt, path: Path) -> dict[str, bytes]:
     """Given an archive on disk, return its contents as read by Python's own readers."""
     if fmt.kind == "zip":
-        return read_zip(path)
+        return zip_contents(path)
     if fmt.kind == "gz":
         return {"big.txt": gzip.decompress(path.read_bytes())}
     with path.open("rb") as raw:
         if fmt.kind == "tar.gz":
-            return read_tar(raw, "r:gz")
+            return tar_contents(raw, "r:gz")
         with zstandard.ZstdDecompressor().stream_reader(raw) as unz:
-            return read_tar(unz, "r|")
-
-
-def run(*cmd: str, cwd: Path | None = None) -> bytes:
-    done = subprocess.run(cmd, capture_output=True, cwd=cwd, env=CLI_ENV, timeout=TIMEOUT)
-    assert done.returncode == 0, f"{cmd}: {done.stderr.decode(errors='replace')}"
-    return done.stdout
+            return tar_contents(unz, "r|")
 
 
 CHECKS: dict[str, list[Callable[[Path], object]]] = {
-    "zip": [lambda p: run("unzip", "-tq", str(p)), lambda p: run("7z", "t", str(p))],
-    "tar.gz": [lambda p: run("gzip", "-t", str(p))],
-    "tar.zst": [lambda p: run("zstd", "-tq", str(p))],
-    "gz": [lambda p: run("gzip", "-t", str(p))],
+    "zip": [lambda p: run_bytes("unzip", "-tq", str(p)), lambda p: run_bytes("7z", "t", str(p))],
+    "tar.gz": [lambda p: run_bytes("gzip", "-t", str(p))],
+    "tar.zst": [lambda p: run_bytes("zstd", "-tq", str(p))],
+    "gz": [lambda p: run_bytes("gzip", "-t", str(p))],
 }
 
 
-def extract(fmt: Fmt, path: Path, dest: Path) -> dict[str, bytes]:
+def unpack(fmt: Fmt, path: Path, dest: Path) -> dict[str, bytes]:
     """Given an archive, unpack it with the usual CLI tool into dest; return what came out."""
     dest.mkdir()
     if fmt.kind == "zip":
-        run("unzip", "-q", str(path), "-d", str(dest))
+        run_bytes("unzip", "-q", str(path), "-d", str(dest))
     elif fmt.kind == "tar.gz":
-        run("tar", "-xzf", str(path), "-C", str(dest))
+        run_bytes("tar", "-xzf", str(path), "-C", str(dest))
     elif fmt.kind == "tar.zst":
-        run("tar", "--zstd", "-xf", str(path), "-C", str(dest))
+        run_bytes("tar", "--zstd", "-xf", str(path), "-C", str(dest))
     else:
-        (dest / "big.txt").write_bytes(run("gzip", "-dc", str(path)))
+        (dest / "big.txt").write_bytes(run_bytes("gzip", "-dc", str(path)))
     out = {}
     for folder, _, names in os.walk(dest):
         rel = Path(folder).relative_to(dest).as_posix()
@@ -260,20 +255,20 @@ def extract(fmt: Fmt, path: Path, dest: Path) -> dict[str, bytes]:
 # --- round trips -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "level"), cases())
+@pytest.mark.parametrize(("fmt", "level"), level_cases())
 def test_python_reads_back_the_tree(site: Site, fmt: Fmt, level: int) -> None:
     assert read_python(fmt, site.get(url(fmt, level)).path) == expected(fmt)
 
 
-@pytest.mark.parametrize(("fmt", "level"), cases())
+@pytest.mark.parametrize(("fmt", "level"), level_cases())
 def test_cli_tools_verify_the_archive(site: Site, fmt: Fmt, level: int) -> None:
     for check in CHECKS[fmt.kind]:
         check(site.get(url(fmt, level)).path)
 
 
-@pytest.mark.parametrize(("fmt", "level"), cases())
+@pytest.mark.parametrize(("fmt", "level"), level_cases())
 def test_cli_tools_extract_the_tree(site: Site, fmt: Fmt, level: int, tmp_path: Path) -> None:
-    assert extract(fmt, site.get(url(fmt, level)).path, tmp_path / "x") == expected(fmt)
+    assert unpack(fmt, site.get(url(fmt, level)).path, tmp_path / "x") == expected(fmt)
 
 
 GZ_FILES = [k for k in FILES if k.startswith(("sizes/", "noise/"))]
@@ -283,19 +278,19 @@ GZ_FILES = [k for k in FILES if k.startswith(("sizes/", "noise/"))]
 @pytest.mark.parametrize("rel", GZ_FILES)
 def test_gz_of_every_awkward_size_round_trips(site: Site, rel: str, level: int) -> None:
     got = site.get(f"/archive/{TOP}/{rel}.gz?level={level}").path
-    run("gzip", "-t", str(got))
+    run_bytes("gzip", "-t", str(got))
     assert gzip.decompress(got.read_bytes()) == FILES[rel]
 
 
 # --- determinism -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "level"), cases())
+@pytest.mark.parametrize(("fmt", "level"), level_cases())
 def test_same_request_twice_gives_the_same_bytes(site: Site, fmt: Fmt, level: int) -> None:
     assert site.get(url(fmt, level), copy=1).digest == site.get(url(fmt, level)).digest
 
 
-@pytest.mark.parametrize(("fmt", "level"), cases())
+@pytest.mark.parametrize(("fmt", "level"), level_cases())
 def test_bytes_do_not_depend_on_compress_workers(site: Site, fmt: Fmt, level: int) -> None:
     assert site.get(url(fmt, level), "one").digest == site.get(url(fmt, level), "two").digest
 
@@ -377,14 +372,6 @@ def test_serve_refuses_compression_settings_outside_limits(tmp_path: Path, args:
 # --- memory ----------------------------------------------------------------------------------
 
 
-def vm_hwm_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise LookupError("VmHWM")
-
-
 def sparse_tree(root: Path, count: int) -> Path:
     """Given a folder, put `count` sparse 512 MiB files and 16 MiB of random bytes in it."""
     root.mkdir()
@@ -405,7 +392,7 @@ class Reader:
         return next(self.chunks, b"")
 
 
-def drain(server: Server, path: str) -> int:
+def unpacked_size(server: Server, path: str) -> int:
     """Given an archive URL, download it and return the size of what it decompresses to."""
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c, c.stream("GET", path) as r:
         assert r.status_code == 200
@@ -431,15 +418,15 @@ def drain(server: Server, path: str) -> int:
 
 @pytest.mark.parametrize("ext", ["tar.gz", "tar.zst", "zip&compression=deflate"])
 def test_peak_rss_stays_flat_from_512_mib_to_2_gib_of_input(
-        server_factory: Callable[..., Server], tmp_path: Path, ext: str) -> None:
+        server_factory: Serve, tmp_path: Path, ext: str) -> None:
     peaks = []
     for count in (1, 4):
         root = sparse_tree(tmp_path / f"x{count}", count)
         server = server_factory(root, "--compress-workers", "2")
-        unpacked = drain(server, f"/archive?path=.&format={ext}")
+        unpacked = unpacked_size(server, f"/archive?path=.&format={ext}")
         assert unpacked >= count * 512 * MIB + 16 * MIB
-        peaks.append(vm_hwm_mib(server.proc.pid))
-        stop(server)
+        peaks.append(peak_rss_mib(server.proc.pid))
+        stop_server(server)
     print(f"{ext.split('&')[0]}: peak RSS {peaks[0]:.1f} MiB at 512 MiB, {peaks[1]:.1f} MiB at 2 GiB")
     assert peaks[1] - peaks[0] < 32, f"peak RSS {peaks[0]:.1f} -> {peaks[1]:.1f} MiB"
 

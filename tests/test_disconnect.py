@@ -13,15 +13,13 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, start_server, stop
 
-from tests.helpers import metrics, wait_until
+from tests.helpers import Server, Site, metrics, rchar, wait_until
 
 MiB = 1 << 20
 
@@ -47,16 +45,10 @@ def text_block(size: int) -> bytes:
     return out[:size]
 
 
-@dataclass
-class Site:
-    server: Server
-    root: Path
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    base = tmp_path_factory.mktemp("disconnect")
-    root = base / "root"
+def site(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """Files far bigger than the socket buffers, served by a real zipserve."""
+    root = tmp_path_factory.mktemp("disconnect") / "root"
     big = root / "big"
     big.mkdir(parents=True)
     # Every download is far larger than what the socket buffers can hold (4 MiB of
@@ -67,11 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # Random, so compressed formats also need the whole file to finish (zeros would
     # compress into the socket buffers).
     (root / "huge.bin").write_bytes(os.urandom(HUGE))
-    server = start_server(root, base)
-    try:
-        yield Site(server, root)
-    finally:
-        stop(server)
+    return Site(serve(root), root)
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -102,19 +90,6 @@ def drop(sock: socket.socket, reset: bool) -> None:
     if reset:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-
-
-
-
-
-
-def rchar(server: Server) -> int:
-    """Bytes the server process has read through read-like calls (page cache included)."""
-    with open(f"/proc/{server.proc.pid}/io") as f:
-        for line in f:
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    raise AssertionError("no rchar in /proc/<pid>/io")
 
 
 def settled_rchar(server: Server, seconds: float = 5.0) -> int:

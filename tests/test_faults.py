@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, start_server, stop
+
+from tests.helpers import Server, metrics, wait_until
 
 MiB = 1 << 20
 LEAD = 16 * MiB  # first file of every archive: streamed while the fault is applied
@@ -55,7 +56,9 @@ CHECKS = {
 
 
 @dataclass
-class Site:
+class FaultSite:
+    """A real server on a folder the tests fill; the lead file every case links; a single's bytes."""
+
     server: Server
     root: Path
     lead: Path
@@ -63,17 +66,13 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> FaultSite:
     base = tmp_path_factory.mktemp("faults")
     root = base / "root"
     root.mkdir()
     lead = base / "lead.bin"  # outside the root; linked into each case's folder
     lead.write_bytes(os.urandom(LEAD))
-    server = start_server(root, base)
-    try:
-        yield Site(server, root, lead, os.urandom(SINGLE))
-    finally:
-        stop(server)
+    return FaultSite(serve(root), root, lead, os.urandom(SINGLE))
 
 
 def apply(fault: str, path: Path) -> None:
@@ -138,16 +137,11 @@ def tool_accepts(fmt: str, data: bytes, tmp: Path) -> bool:
 
 
 def logged(server: Server, text: str) -> bool:
-    """Wait (bounded) until the server log holds text."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if text in server.log_text():
-            return True
-        time.sleep(0.05)
-    return text in server.log_text()
+    """Wait (bounded) until the server log holds text; return whether it did."""
+    return wait_until(lambda: text in server.log_text(), 5)
 
 
-def archive_case(site: Site, name: str) -> tuple[str, Path]:
+def archive_case(site: FaultSite, name: str) -> tuple[str, Path]:
     """Make case folder `name` holding a-lead.bin (big) then b-victim.bin; return (rel, victim)."""
     folder = site.root / name
     folder.mkdir()
@@ -161,7 +155,7 @@ def archive_case(site: Site, name: str) -> tuple[str, Path]:
 
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("fmt", list(ARCHIVES))
-def test_fault_in_an_archive_cuts_the_transfer(site: Site, tmp_path: Path, fmt: str,
+def test_fault_in_an_archive_cuts_the_transfer(site: FaultSite, tmp_path: Path, fmt: str,
                                                fault: str) -> None:
     rel, victim = archive_case(site, f"case-{fmt}-{fault}")
     url = f"{site.server.url}/archive/{rel}{ARCHIVES[fmt]}"
@@ -173,7 +167,7 @@ def test_fault_in_an_archive_cuts_the_transfer(site: Site, tmp_path: Path, fmt: 
 
 
 @pytest.mark.parametrize("warm", [True, False])
-def test_rewrite_under_the_same_mtime_cuts_a_stored_zip(site: Site, tmp_path: Path,
+def test_rewrite_under_the_same_mtime_cuts_a_stored_zip(site: FaultSite, tmp_path: Path,
                                                          warm: bool) -> None:
     # Warm, the victim's CRC is cached and a Wire sends it unread: its ctime,
     # which the rewrite moved, is what catches it. Cold, its bytes are read for
@@ -197,7 +191,7 @@ def test_rewrite_under_the_same_mtime_cuts_a_stored_zip(site: Site, tmp_path: Pa
 
 @pytest.mark.parametrize("fault", ["shrink", "grow"])
 @pytest.mark.parametrize("fmt", SINGLES)
-def test_file_changing_while_sent_cuts_the_transfer(site: Site, tmp_path: Path, fmt: str,
+def test_file_changing_while_sent_cuts_the_transfer(site: FaultSite, tmp_path: Path, fmt: str,
                                                     fault: str) -> None:
     name = f"single-{fmt}-{fault}.bin"
     path = site.root / name
@@ -217,7 +211,7 @@ def test_file_changing_while_sent_cuts_the_transfer(site: Site, tmp_path: Path, 
 
 @pytest.mark.parametrize("fault", ["vanish", "dir", "fifo"])
 @pytest.mark.parametrize("fmt", SINGLES)
-def test_file_replaced_after_it_was_opened_is_sent_as_it_was(site: Site, tmp_path: Path,
+def test_file_replaced_after_it_was_opened_is_sent_as_it_was(site: FaultSite, tmp_path: Path,
                                                              fmt: str, fault: str) -> None:
     # The server reads through the descriptor it opened and checked: unlinking or
     # replacing the name does not change those bytes, so the transfer completes
@@ -237,19 +231,15 @@ def test_file_replaced_after_it_was_opened_is_sent_as_it_was(site: Site, tmp_pat
         assert gzip.decompress(fetched.received) == site.single
 
 
-def test_fault_counts_as_failed_in_metrics(site: Site) -> None:
+def test_fault_counts_as_failed_in_metrics(site: FaultSite) -> None:
     def failed() -> float:
-        text = httpx.get(site.server.url + "/metrics", timeout=10).text
-        line = next(x for x in text.splitlines() if 'outcome="failed"' in x)
-        return float(line.split()[-1])
+        return metrics(site.server.url)["zipserve_archives_total:failed"]
     before = failed()
     rel, victim = archive_case(site, "case-metrics")
     fetched = fetch_with_fault(f"{site.server.url}/archive/{rel}.tar",
                                lambda: apply("vanish", victim))
     assert fetched.cut
-    deadline = time.monotonic() + 5
-    while failed() == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: failed() != before, 5)
     assert failed() == before + 1
 
 
@@ -282,7 +272,7 @@ def curl_with_fault(url: str, out: Path, fault: Callable[[], None]) -> int:
 
 @pytest.mark.parametrize(("fmt", "fault"), [("tar", "vanish"), ("zip-store", "shrink"),
                                              ("tar.zst", "fifo")])
-def test_curl_exits_18_when_an_archive_source_breaks(site: Site, tmp_path: Path, fmt: str,
+def test_curl_exits_18_when_an_archive_source_breaks(site: FaultSite, tmp_path: Path, fmt: str,
                                                      fault: str) -> None:
     rel, victim = archive_case(site, f"curl-{fmt}-{fault}")
     out = tmp_path / "out"
@@ -292,7 +282,7 @@ def test_curl_exits_18_when_an_archive_source_breaks(site: Site, tmp_path: Path,
     assert not tool_accepts(fmt, out.read_bytes(), tmp_path)
 
 
-def test_curl_exits_18_when_a_file_shrinks(site: Site, tmp_path: Path) -> None:
+def test_curl_exits_18_when_a_file_shrinks(site: FaultSite, tmp_path: Path) -> None:
     path = site.root / "curl-shrink.bin"
     path.write_bytes(site.single)
     out = tmp_path / "out"
@@ -305,7 +295,7 @@ def test_curl_exits_18_when_a_file_shrinks(site: Site, tmp_path: Path) -> None:
 # --- special files -----------------------------------------------------------------------
 
 @pytest.fixture
-def special(site: Site) -> Iterator[Path]:
+def special(site: FaultSite) -> Iterator[Path]:
     folder = site.root / "special"
     if folder.exists():
         shutil.rmtree(folder)
@@ -329,7 +319,7 @@ def listing(fmt: str, data: bytes, tmp: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("fmt", list(ARCHIVES))
-def test_special_files_are_left_out_of_archives(site: Site, special: Path, tmp_path: Path,
+def test_special_files_are_left_out_of_archives(site: FaultSite, special: Path, tmp_path: Path,
                                                 fmt: str) -> None:
     resp = httpx.get(f"{site.server.url}/archive/special{ARCHIVES[fmt]}", timeout=10)
     assert resp.status_code == 200
@@ -339,7 +329,7 @@ def test_special_files_are_left_out_of_archives(site: Site, special: Path, tmp_p
 
 @pytest.mark.parametrize("name", ["fifo", "sock"])
 @pytest.mark.parametrize("prefix", ["/files/special/", "/archive/special/"])
-def test_special_file_is_not_found_without_hanging(site: Site, special: Path, prefix: str,
+def test_special_file_is_not_found_without_hanging(site: FaultSite, special: Path, prefix: str,
                                                    name: str) -> None:
     suffix = ".zip" if prefix.startswith("/archive") else ""
     resp = httpx.get(f"{site.server.url}{prefix}{name}{suffix}", timeout=10)

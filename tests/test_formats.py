@@ -6,6 +6,11 @@ below checks one behaviour of every case without asking again. httpx's bytes
 go through Python's zipfile/tarfile/gzip; curl's (identical, checked) go
 through unzip, 7z, bsdtar, GNU tar, gzip and zstd, and are extracted and
 compared file by file with the tree.
+
+Most tests run against each source (`served`: the tree on local disk and in an
+S3 bucket); times and modes are checked against each source's own truth (an
+object has no mode, and its time is when it was uploaded), and the tests that
+need the tree's fixed times and modes on disk run on local disk only.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import tarfile
 import time
 import zipfile
@@ -29,14 +33,12 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
-import zstandard
-from conftest import MTIME, Server, build_tree, start_server, stop
+
+from tests.helpers import MTIME, TIMEOUT, Server, Site, run, unzstd
 
 LONG_DIR = "a" * 120
 LONG = LONG_DIR + "/" + "b" * 120 + ".txt"
 CAFE = "photos/caf\u00e9 \u00fcber.txt"
-CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
-TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -198,9 +200,7 @@ class Fetcher:
     def curl(self, case: Case) -> Path:
         if case.id not in self._curl:
             out = self.folder / f"{case.id}.curl.{case.fmt.ext}"
-            subprocess.run(["curl", "-sS", "--fail", "-o", str(out), *curl_args(self.server.url,
-                                                                             case)],
-                           check=True, timeout=TIMEOUT, env=CLI_ENV)
+            run("curl", "-sS", "--fail", "-o", str(out), *curl_args(self.server.url, case))
             self._curl[case.id] = out
         return self._curl[case.id]
 
@@ -226,27 +226,33 @@ def curl_args(base: str, case: Case) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    base = tmp_path_factory.mktemp("formats")
-    root = build_tree(base / "root")
-    server = start_server(root, base)
-    try:
-        yield server, root
-    finally:
-        stop(server)
+def fetchers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fetcher]]:
+    """One Fetcher per server (by URL), so a server's answers are fetched once in the module."""
+    made: dict[str, Fetcher] = {}
+    yield made
+    for f in made.values():
+        f.close()
+
+
+def fetcher_of(site: Site, fetchers: dict[str, Fetcher],
+               tmp_path_factory: pytest.TempPathFactory) -> Fetcher:
+    if site.url not in fetchers:
+        fetchers[site.url] = Fetcher(site.server, tmp_path_factory.mktemp("downloads"))
+    return fetchers[site.url]
 
 
 @pytest.fixture(scope="module")
-def fetcher(site: tuple[Server, Path],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fetcher]:
-    f = Fetcher(site[0], tmp_path_factory.mktemp("downloads"))
-    yield f
-    f.close()
+def fetcher(served: Site, fetchers: dict[str, Fetcher],
+            tmp_path_factory: pytest.TempPathFactory) -> Fetcher:
+    """The answers of the server on each source."""
+    return fetcher_of(served, fetchers, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def root(site: tuple[Server, Path]) -> Path:
-    return site[1]
+def local_fetcher(sample: Site, fetchers: dict[str, Fetcher],
+                  tmp_path_factory: pytest.TempPathFactory) -> Fetcher:
+    """The answers of the server on the local sample tree (the same Fetcher as `fetcher`'s local one)."""
+    return fetcher_of(sample, fetchers, tmp_path_factory)
 
 
 def disk(root: Path, case: Case, name: str) -> Path:
@@ -305,11 +311,6 @@ def read_gz(body: bytes, name: str) -> list[Member]:
     flags, stamp = body[3], struct.unpack("<I", body[4:8])[0]
     fname = body[10:body.index(b"\0", 10)].decode("latin-1") if flags & 0x08 else None
     return [Member(name, gzip.decompress(body), None, stamp, {"fname": fname})]
-
-
-def unzstd(body: bytes) -> bytes:
-    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as r:
-        return r.read()
 
 
 def members(case: Case, body: bytes) -> list[Member]:
@@ -401,29 +402,33 @@ def test_python_reader_lists_the_entries_in_order(fetcher: Fetcher, case: Case) 
 
 
 @pytest.mark.parametrize("case", cases())
-def test_python_reader_gets_every_file_byte_for_byte(fetcher: Fetcher, root: Path,
+def test_python_reader_gets_every_file_byte_for_byte(fetcher: Fetcher, served: Site,
                                                      case: Case) -> None:
     got = {m.name: m.data for m in members(case, fetcher.httpx(case).get.content)}
     for name in case.sel.names:
-        expected = None if name.endswith("/") else disk(root, case, name).read_bytes()
+        expected = None if name.endswith("/") else disk(served.root, case, name).read_bytes()
         assert got[name] == expected, name
 
 
+def full_name(case: Case, name: str) -> str:
+    return "/".join(p for p in (case.sel.base, name.rstrip("/")) if p)
+
+
 @pytest.mark.parametrize("case", cases(lambda c: c.fmt.kind != "gz"))
-def test_python_reader_sees_unix_modes(fetcher: Fetcher, root: Path, case: Case) -> None:
+def test_python_reader_sees_the_sources_modes(fetcher: Fetcher, served: Site, case: Case) -> None:
     for m in members(case, fetcher.httpx(case).get.content):
-        assert m.mode == disk(root, case, m.name).stat().st_mode & 0o7777, m.name
+        assert m.mode == served.truth.modes[full_name(case, m.name)], m.name
 
 
 @pytest.mark.parametrize("case", cases())
-def test_python_reader_sees_mtimes(fetcher: Fetcher, case: Case) -> None:
-    got = members(case, fetcher.httpx(case).get.content)
-    assert [m.mtime for m in got] == [MTIME] * len(got)
+def test_python_reader_sees_the_sources_mtimes(fetcher: Fetcher, served: Site, case: Case) -> None:
+    for m in members(case, fetcher.httpx(case).get.content):
+        assert m.mtime == served.truth.mtimes[full_name(case, m.name)], m.name
 
 
 @pytest.mark.parametrize("case", cases(lambda c: c.fmt.kind == "zip"))
-def test_zip_dos_time_is_the_mtime(fetcher: Fetcher, case: Case) -> None:
-    with zipfile.ZipFile(io.BytesIO(fetcher.httpx(case).get.content)) as zf:
+def test_zip_dos_time_is_the_mtime(local_fetcher: Fetcher, case: Case) -> None:
+    with zipfile.ZipFile(io.BytesIO(local_fetcher.httpx(case).get.content)) as zf:
         times = {info.date_time for info in zf.infolist()}
     assert times == {time.gmtime(MTIME)[:6]}
 
@@ -469,13 +474,6 @@ def test_no_entry_name_could_escape(fetcher: Fetcher, case: Case) -> None:
 
 
 # --- command-line tools ---------------------------------------------------------------------
-
-
-def run(*cmd: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, env=CLI_ENV, cwd=cwd,
-                          check=False)
-    assert done.returncode == 0, (cmd, done.stdout[-2000:], done.stderr[-2000:])
-    return done.stdout.decode("utf-8")
 
 
 def listed(out: str) -> list[str]:
@@ -549,6 +547,12 @@ def extracted(fetcher: Fetcher, case: Case) -> Path:
     return fetcher.extracted(case)
 
 
+@pytest.fixture
+def local_extracted(local_fetcher: Fetcher, case: Case) -> Path:
+    """The same, from the server on the local sample tree."""
+    return local_fetcher.extracted(case)
+
+
 def tree_of(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) + ("/" if p.is_dir() else "")
             for p in folder.rglob("*")}
@@ -566,30 +570,30 @@ def test_cli_extracts_exactly_the_entries(extracted: Path, case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", cases())
-def test_cli_extracted_files_equal_the_tree(extracted: Path, root: Path, case: Case) -> None:
+def test_cli_extracted_files_equal_the_tree(extracted: Path, served: Site, case: Case) -> None:
     for name in case.sel.files:
-        assert (extracted / name).read_bytes() == disk(root, case, name).read_bytes(), name
+        assert (extracted / name).read_bytes() == disk(served.root, case, name).read_bytes(), name
 
 
 @pytest.mark.parametrize("case", cases(lambda c: c.fmt.kind != "gz"))
-def test_cli_extracted_modes_equal_the_tree(extracted: Path, root: Path, case: Case) -> None:
+def test_cli_extracted_modes_equal_the_tree(local_extracted: Path, sample: Site, case: Case) -> None:
     for name in case.sel.names:
-        mode = (extracted / name).stat().st_mode & 0o7777
-        assert mode == disk(root, case, name).stat().st_mode & 0o7777, name
+        mode = (local_extracted / name).stat().st_mode & 0o7777
+        assert mode == disk(sample.root, case, name).stat().st_mode & 0o7777, name
 
 
 @pytest.mark.parametrize("case", cases())
-def test_cli_extracted_mtimes_are_kept(extracted: Path, case: Case) -> None:
+def test_cli_extracted_mtimes_are_kept(local_extracted: Path, case: Case) -> None:
     for name in case.sel.names:
-        assert (extracted / name).stat().st_mtime == MTIME, name
+        assert (local_extracted / name).stat().st_mtime == MTIME, name
 
 
 @pytest.mark.parametrize("case", cases(has("docs/script.sh")))
-def test_script_stays_executable(extracted: Path, case: Case) -> None:
+def test_script_stays_executable(local_extracted: Path, case: Case) -> None:
     (script,) = [n for n in case.sel.names if n.endswith("script.sh")]
-    assert (extracted / script).stat().st_mode & 0o777 == 0o755
+    assert (local_extracted / script).stat().st_mode & 0o777 == 0o755
     others = [n for n in case.sel.files if n != script]
-    assert all(not (extracted / n).stat().st_mode & 0o111 for n in others)
+    assert all(not (local_extracted / n).stat().st_mode & 0o111 for n in others)
 
 
 @pytest.mark.parametrize("case", cases(has("empty-folder/")))

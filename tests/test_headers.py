@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
 import pytest
-from conftest import Server, build_tree, start_server, stop
 
+from tests.helpers import Site, try_run
 from zipserve.core.headers import ascii_fallback, content_disposition
 
 NAMES = [
@@ -108,23 +106,7 @@ def test_fallback_of_a_name_with_no_ascii_stem_is_download(name: str, fallback: 
 # --- through the real server ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("headers")
-    server = start_server(build_tree(base / "root"), base)
-    try:
-        yield server
-    finally:
-        stop(server)
-
-
-@pytest.fixture(scope="module")
-def http(site: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as client:
-        yield client
-
-
-def served(name: str) -> str:
+def download_name(name: str) -> str:
     """Given ?name=, return the download name: no path separators, the format's extension."""
     return real(name.replace("/", "_").replace("\\", "_") + ".tar")
 
@@ -139,18 +121,17 @@ def test_name_round_trips_through_the_server(http: httpx.Client, name: str,
     assert len(values) == 1
     m = HEADER.fullmatch(values[0])
     assert m, values[0]
-    assert unquote(m[2], errors="strict") == served(name)
+    assert unquote(m[2], errors="strict") == download_name(name)
     assert "set-cookie" not in r.headers
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_curl_j_saves_under_the_fallback_inside_its_folder(site: Server, tmp_path: Path,
+def test_curl_j_saves_under_the_fallback_inside_its_folder(sample: Site, tmp_path: Path,
                                                           name: str) -> None:
-    url = str(httpx.URL(site.url + "/archive/top.txt.tar", params={"name": name}))
+    url = str(httpx.URL(sample.url + "/archive/top.txt.tar", params={"name": name}))
     folder = tmp_path / "dl"
     folder.mkdir()
-    done = subprocess.run(["curl", "-sS", "--fail", "-O", "-J", "-D", "-", url], cwd=folder,
-                          capture_output=True, timeout=30, check=False)
+    done = try_run("curl", "-sS", "--fail", "-O", "-J", "-D", "-", url, cwd=folder)
     assert done.returncode == 0, done.stderr
     header = re.search(rb"(?im)^content-disposition: (.*?)\r$", done.stdout)
     assert header

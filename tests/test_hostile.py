@@ -39,10 +39,9 @@ from pathlib import Path
 import httpx
 import pytest
 import zstandard
-from conftest import Server, start_server, stop
 from starlette.testclient import TestClient
 
-from tests.helpers import metrics, wait_until
+from tests.helpers import Serve, Server, metrics, rss_mib, stop_server, wait_until
 from zipserve.core.limits import Budget
 from zipserve.core.node import Node
 from zipserve.errors import Forbidden, SourceChanged
@@ -54,17 +53,6 @@ STALLED = 16
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def settled_rss(pid: int, seconds: float = 15.0) -> float:
@@ -202,8 +190,8 @@ def zip_payloads(body: bytes) -> list[bytes]:
     return out
 
 
-def test_symlink_swap_race_never_leaks_from_outside(race: Race, tmp_path: Path) -> None:
-    server = start_server(race.root, tmp_path)
+def test_symlink_swap_race_never_leaks_from_outside(race: Race, server_factory: Serve) -> None:
+    server = server_factory(race.root)
     swapper = subprocess.Popen(
         [sys.executable, "-c", SWAPPER, str(race.root / "dir"), str(race.root / "dir.swap"),
          str(ROUNDS), "0.0002"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -239,7 +227,7 @@ def test_symlink_swap_race_never_leaks_from_outside(race: Race, tmp_path: Path) 
     finally:
         swapper.kill()
         swapper.wait()
-        stop(server)
+        stop_server(server)
     assert swapper.returncode == 0, err.decode()
     rounds = int(out)
     requests = sum(outcomes.values())
@@ -339,8 +327,9 @@ RSS_BOUND = {"files": 6, "tar": 6, "zip-store": 6, "zip-deflate": 12, "tar.gz": 
 
 
 @pytest.mark.parametrize("fmt", list(STALL_TARGETS))
-def test_memory_per_stalled_client_is_bounded(big_root: Path, tmp_path: Path, fmt: str) -> None:
-    server = start_server(big_root, tmp_path)
+def test_memory_per_stalled_client_is_bounded(big_root: Path, server_factory: Serve,
+                                              fmt: str) -> None:
+    server = server_factory(big_root)
     target = STALL_TARGETS[fmt]
     socks: list[socket.socket] = []
     try:
@@ -354,7 +343,7 @@ def test_memory_per_stalled_client_is_bounded(big_root: Path, tmp_path: Path, fm
         after = settled_rss(server.proc.pid)
     finally:
         close_all(socks)
-        stop(server)
+        stop_server(server)
     per_client = (after - before) / STALLED
     print(f"\nstalled {fmt}: RSS {before:.0f} -> {after:.0f} MiB for {STALLED} clients,"
           f" {per_client:.1f} MiB each")
@@ -362,8 +351,8 @@ def test_memory_per_stalled_client_is_bounded(big_root: Path, tmp_path: Path, fm
 
 
 def test_stalled_clients_are_dropped_after_the_send_timeout(big_root: Path,
-                                                            tmp_path: Path) -> None:
-    server = start_server(big_root, tmp_path, "--send-timeout", "2")
+                                                            server_factory: Serve) -> None:
+    server = server_factory(big_root, "--send-timeout", "2")
     targets = [t for name, t in STALL_TARGETS.items() if name != "files"]
     socks: list[socket.socket] = []
     try:
@@ -384,7 +373,7 @@ def test_stalled_clients_are_dropped_after_the_send_timeout(big_root: Path,
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
     finally:
         close_all(socks)
-        stop(server)
+        stop_server(server)
 
 
 def reset_or_ended(sock: socket.socket, whole: int = BIG) -> bool:
@@ -401,9 +390,10 @@ def reset_or_ended(sock: socket.socket, whole: int = BIG) -> bool:
     return True
 
 
-def test_healthz_answers_while_50_downloads_are_stalled(big_root: Path, tmp_path: Path) -> None:
+def test_healthz_answers_while_50_downloads_are_stalled(big_root: Path,
+                                                        server_factory: Serve) -> None:
     """More streams than anyio's 40 default threads: the event loop keeps answering."""
-    server = start_server(big_root, tmp_path)
+    server = server_factory(big_root)
     socks: list[socket.socket] = []
     try:
         socks = [stalled(server.port, "/archive/big.tar") for _ in range(50)]
@@ -418,13 +408,13 @@ def test_healthz_answers_while_50_downloads_are_stalled(big_root: Path, tmp_path
         assert wait_until(lambda: metrics(server.url)["zipserve_streams_in_flight"] == 0)
     finally:
         close_all(socks)
-        stop(server)
+        stop_server(server)
 
 
 def test_event_loop_keeps_answering_while_archives_stream(big_root: Path,
-                                                          tmp_path: Path) -> None:
+                                                          server_factory: Serve) -> None:
     """/healthz every 10 ms while tar.gz, deflated zip and tar.zst stream to curl: the worst wait."""
-    server = start_server(big_root, tmp_path)
+    server = server_factory(big_root)
     targets = ["/archive/big.tar.gz", "/archive/big.zip?compression=deflate",
                "/archive/big.tar.zst"]
     downloads: list[subprocess.Popen[bytes]] = []
@@ -453,7 +443,7 @@ def test_event_loop_keeps_answering_while_archives_stream(big_root: Path,
         for d in downloads:
             d.kill()
             d.wait()
-        stop(server)
+        stop_server(server)
     print(f"\nevent loop, /healthz every 10 ms: idle {spread(idle)}; while 3 archives stream"
           f" {spread(latencies)}")
     assert len(latencies) == POLLS  # every poll answered within its 2 s timeout
@@ -484,8 +474,8 @@ def refused(port: int) -> bool:
 
 
 def test_sigterm_lets_a_reading_download_finish_then_exits(big_root: Path,
-                                                           tmp_path: Path) -> None:
-    server = start_server(big_root, tmp_path, "--grace", "20")
+                                                           server_factory: Serve) -> None:
+    server = server_factory(big_root, "--grace", "20")
     got = 0
     try:
         with httpx.Client(timeout=30) as http, \
@@ -501,14 +491,15 @@ def test_sigterm_lets_a_reading_download_finish_then_exits(big_root: Path,
         # uvicorn re-raises the SIGTERM it caught once it has shut down: -15 is a clean exit.
         assert server.proc.wait(25) in (0, -signal.SIGTERM)
     finally:
-        stop(server)
+        stop_server(server)
     log = server.log_text()
     assert '"outcome": "complete"' in log
     assert "Finished server process" in log
 
 
-def test_sigterm_cuts_a_stalled_download_after_the_grace(big_root: Path, tmp_path: Path) -> None:
-    server = start_server(big_root, tmp_path, "--grace", "2")
+def test_sigterm_cuts_a_stalled_download_after_the_grace(big_root: Path,
+                                                        server_factory: Serve) -> None:
+    server = server_factory(big_root, "--grace", "2")
     sock = stalled(server.port, "/archive/big.tar")
     try:
         assert wait_until(lambda: metrics(server.url)["zipserve_streams_in_flight"] == 1)
@@ -518,7 +509,7 @@ def test_sigterm_cuts_a_stalled_download_after_the_grace(big_root: Path, tmp_pat
         assert reset_or_ended(sock)
     finally:
         sock.close()
-        stop(server)
+        stop_server(server)
     assert "timeout graceful shutdown exceeded" in server.log_text()
 
 
@@ -529,13 +520,14 @@ def archive_lines(server: Server) -> list[dict[str, object]]:
             if re.match(r"^\w+:\s+archive \{", line)]
 
 
-def test_one_log_line_per_archive_with_its_outcome(big_root: Path, tmp_path: Path) -> None:
+def test_one_log_line_per_archive_with_its_outcome(big_root: Path, tmp_path: Path,
+                                                   server_factory: Serve) -> None:
     root = tmp_path / "root"
     (root / "case").mkdir(parents=True)
     os.link(big_root / "big" / "a.bin", root / "case" / "a.bin")
     (root / "case" / "b.bin").write_bytes(os.urandom(MiB))
     (root / "ok.txt").write_bytes(b"ok\n")
-    server = start_server(root, tmp_path)
+    server = server_factory(root)
     try:
         assert httpx.get(server.url + "/archive/ok.txt.zip", timeout=30).status_code == 200
         gone = stalled(server.port, "/archive/case.tar")
@@ -551,7 +543,7 @@ def test_one_log_line_per_archive_with_its_outcome(big_root: Path, tmp_path: Pat
         assert httpx.get(server.url + "/archive/none.zip", timeout=30).status_code == 404
         time.sleep(0.5)  # room for a stray line
     finally:
-        stop(server)
+        stop_server(server)
     lines = archive_lines(server)
     assert [line["outcome"] for line in lines] == ["complete", "client_gone", "failed"], lines
     assert [line["name"] for line in lines] == ["ok.txt.zip", "case.tar", "case.tar"]

@@ -20,16 +20,14 @@ import struct
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import Server, build_tree, start_server, stop
 
-from tests.helpers import metrics, wait_until
+from tests.helpers import Server, Site, build_tree, metrics, parse_byteranges, wait_until
 from zipserve.cli import main
 
 MiB = 1 << 20
@@ -50,10 +48,6 @@ def error_of(resp: httpx.Response) -> dict[str, str]:
     body = resp.json()
     assert set(body) == {"error"}
     return body["error"]
-
-
-
-
 
 
 def stalled_download(port: int, target: str) -> socket.socket:
@@ -96,23 +90,17 @@ def test_every_limit_is_a_serve_flag(flag: str) -> None:
 # --- one server with small limits ------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("limits")
-    root = build_tree(base / "root")
+def limited(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Server:
+    root = build_tree(tmp_path_factory.mktemp("limits") / "root")
     (root / "many").mkdir()
     for i in range(MAX_FILES + 1):
         (root / "many" / f"{i}.txt").write_bytes(b"tiny\n")
     deep = root / "deep"
     (deep / "1" / "2" / "3" / "4" / "5").mkdir(parents=True)
     (deep / "1" / "2" / "3" / "4" / "5" / "leaf.txt").write_bytes(b"deep\n")
-    server = start_server(root, base, "--max-files", str(MAX_FILES), "--max-bytes",
-                          str(MAX_BYTES), "--max-paths", str(MAX_PATHS), "--max-body",
-                          str(MAX_BODY), "--max-depth", str(MAX_DEPTH), "--max-path-bytes",
-                          str(MAX_PATH_BYTES))
-    try:
-        yield server
-    finally:
-        stop(server)
+    return serve(root, "--max-files", str(MAX_FILES), "--max-bytes", str(MAX_BYTES),
+                 "--max-paths", str(MAX_PATHS), "--max-body", str(MAX_BODY), "--max-depth",
+                 str(MAX_DEPTH), "--max-path-bytes", str(MAX_PATH_BYTES))
 
 
 def test_max_files_is_per_archive(limited: Server) -> None:
@@ -289,7 +277,7 @@ def test_hostile_range_header_gets_the_representation_once(limited: Server, targ
     if resp.status_code == 200:
         assert resp.content == whole
     else:  # coalesced into few parts: never more than the file's bytes
-        assert sum(len(p) for p in multipart_payloads(resp)) <= len(whole)
+        assert sum(len(p) for _, p in parse_byteranges(resp)) <= len(whole)
 
 
 @pytest.mark.parametrize("target", RANGE_TARGETS)
@@ -299,36 +287,17 @@ def test_100_disjoint_ranges_are_100_parts(limited: Server, target: str) -> None
         whole = client.get(target).content
         resp = client.get(target, headers={"Range": header})
     assert resp.status_code == 206
-    parts = multipart_payloads(resp)
+    parts = [body for _, body in parse_byteranges(resp)]
     assert parts == [whole[i * 1000: i * 1000 + 10] for i in range(100)]
-
-
-def multipart_payloads(resp: httpx.Response) -> list[bytes]:
-    """Given a multipart/byteranges answer, return its parts' bodies in order."""
-    boundary = resp.headers["content-type"].split("boundary=")[1].encode()
-    pieces = resp.content.split(b"\r\n--" + boundary)
-    assert pieces[-1].startswith(b"--")  # the closing delimiter
-    out = []
-    for piece in pieces[:-1]:
-        _head, sep, payload = piece.partition(b"\r\n\r\n")
-        assert sep
-        out.append(payload)
-    return out
 
 
 # --- ZIPSERVE_* variables ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def from_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("env")
-    root = build_tree(base / "root")
-    server = start_server(root, base, env={"ZIPSERVE_MAX_FILES": "2", "ZIPSERVE_MAX_PATHS": "1",
-                                           "ZIPSERVE_MAX_PATH_BYTES": "10",
-                                           "ZIPSERVE_MAX_BODY": "100"})
-    try:
-        yield server
-    finally:
-        stop(server)
+def from_env(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Server:
+    root = build_tree(tmp_path_factory.mktemp("env") / "root")
+    return serve(root, env={"ZIPSERVE_MAX_FILES": "2", "ZIPSERVE_MAX_PATHS": "1",
+                            "ZIPSERVE_MAX_PATH_BYTES": "10", "ZIPSERVE_MAX_BODY": "100"})
 
 
 @pytest.mark.parametrize("variable, request_args, status, figure", [
@@ -362,29 +331,18 @@ def test_environment_limits_leave_small_requests_alone(from_env: Server) -> None
 
 # --- --max-streams ---------------------------------------------------------------------
 
-@dataclass
-class Busy:
-    server: Server
-    root: Path
-
-
 @pytest.fixture(scope="module")
-def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Busy]:
-    base = tmp_path_factory.mktemp("streams")
-    root = base / "root"
+def busy(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Site:
+    root = tmp_path_factory.mktemp("streams") / "root"
     (root / "big").mkdir(parents=True)
     # Far more than socket buffers hold, so a client that stops reading keeps its stream open.
     (root / "big" / "a.bin").write_bytes(os.urandom(24 * MiB))
     (root / "big" / "b.bin").write_bytes(os.urandom(1 * MiB))
     (root / "small.txt").write_bytes(b"small\n")
-    server = start_server(root, base, "--max-streams", "2")
-    try:
-        yield Busy(server, root)
-    finally:
-        stop(server)
+    return Site(serve(root, "--max-streams", "2"), root)
 
 
-def test_archives_past_max_streams_get_503_with_retry_after(busy: Busy) -> None:
+def test_archives_past_max_streams_get_503_with_retry_after(busy: Site) -> None:
     url = busy.server.url
     held = [stalled_download(busy.server.port, t) for t in ("/archive/big.tar",
                                                            "/archive/big.zip")]
@@ -402,7 +360,7 @@ def test_archives_past_max_streams_get_503_with_retry_after(busy: Busy) -> None:
     assert wait_until(lambda: metrics(url)["zipserve_streams_in_flight"] == 0)
 
 
-def test_head_and_single_files_are_not_counted_as_streams(busy: Busy) -> None:
+def test_head_and_single_files_are_not_counted_as_streams(busy: Site) -> None:
     url = busy.server.url
     held = [stalled_download(busy.server.port, "/archive/big.tar") for _ in range(2)]
     try:
@@ -414,7 +372,7 @@ def test_head_and_single_files_are_not_counted_as_streams(busy: Busy) -> None:
     assert wait_until(lambda: metrics(url)["zipserve_streams_in_flight"] == 0)
 
 
-def test_stream_counter_returns_to_zero_after_disconnects(busy: Busy) -> None:
+def test_stream_counter_returns_to_zero_after_disconnects(busy: Site) -> None:
     url = busy.server.url
     for round_ in range(5):
         held = [stalled_download(busy.server.port, t) for t in ("/archive/big.tar.gz",
@@ -432,7 +390,7 @@ def test_stream_counter_returns_to_zero_after_disconnects(busy: Busy) -> None:
     assert metrics(url)["zipserve_streams_in_flight"] == 0
 
 
-def test_stream_counter_returns_to_zero_after_a_failed_stream(busy: Busy) -> None:
+def test_stream_counter_returns_to_zero_after_a_failed_stream(busy: Site) -> None:
     url = busy.server.url
     victim = busy.root / "big" / "b.bin"
     original = victim.read_bytes()
@@ -455,7 +413,7 @@ def test_stream_counter_returns_to_zero_after_a_failed_stream(busy: Busy) -> Non
     {"headers": {"Range": "bytes=999999999-"}},  # 416
     {"headers": {"If-None-Match": "*"}},  # 304
 ])
-def test_answers_without_a_body_take_no_stream_slot(busy: Busy, extra: dict[str, dict[str, str]]
+def test_answers_without_a_body_take_no_stream_slot(busy: Site, extra: dict[str, dict[str, str]]
                                                     ) -> None:
     url = busy.server.url + "/archive/big.zip?compression=store"
     for _ in range(5):  # more than --max-streams: a leak would show as a 503
@@ -527,21 +485,13 @@ def deep_root() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def deep_default(deep_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(deep_root, tmp_path_factory.mktemp("deep-default"))
-    try:
-        yield server
-    finally:
-        stop(server)
+def deep_default(deep_root: Path, serve: Callable[..., Server]) -> Server:
+    return serve(deep_root)
 
 
 @pytest.fixture(scope="module")
-def deep_3000(deep_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(deep_root, tmp_path_factory.mktemp("deep-3000"), "--max-depth", "3000")
-    try:
-        yield server
-    finally:
-        stop(server)
+def deep_3000(deep_root: Path, serve: Callable[..., Server]) -> Server:
+    return serve(deep_root, "--max-depth", "3000")
 
 
 def test_2000_deep_tree_is_413_under_the_default_max_depth(deep_default: Server) -> None:

@@ -1,4 +1,7 @@
-"""The page's HTML, in process: listing, breadcrumbs, sizes, escaping, links, the form, errors."""
+"""The page's HTML, in process: listing, breadcrumbs, sizes, escaping, links, the form, errors.
+
+The last tests ask a real server on each source (`served`: local disk and S3) for a listing.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -387,3 +391,22 @@ def test_signed_subfolder_keeps_the_grant_of_its_page(signed):
     notes = signed.get(dict(rows(doc))["notes"])
     back = dict(crumbs(Doc(notes.text)))["docs"]
     assert back is not None and signed.get(back).status_code == 200
+
+
+# --- a listing from each source ----------------------------------------------------------------
+
+
+def test_page_lists_the_root(served_http: httpx.Client) -> None:
+    r = served_http.get("/", headers={"Accept": "text/html"})
+    assert r.status_code == 200
+    for name in ("docs", "photos", "empty-folder", "top.txt"):
+        assert f">{name}<" in r.text, name
+
+
+def test_api_lists_a_folder(served_http: httpx.Client) -> None:
+    r = served_http.get("/api/list/docs")
+    assert r.status_code == 200
+    entries = {e["name"]: e for e in r.json()["entries"]}
+    assert set(entries) == {"notes", "readme.txt", "script.sh"}
+    assert entries["readme.txt"]["size"] == 750
+    assert entries["notes"]["kind"] == "dir"

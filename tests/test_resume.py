@@ -14,25 +14,32 @@ import io
 import os
 import random
 import struct
-import subprocess
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import MTIME, Server, build_tree, start_server, stop
 
+from tests.helpers import (
+    MTIME,
+    TIMEOUT,
+    Server,
+    Site,
+    build_tree,
+    rchar,
+    run,
+    stop_server,
+    try_run,
+)
 from zipserve.errors import SourceChanged
 from zipserve.service import Service
 from zipserve.settings import Settings
 from zipserve.sources.crc import CrcCache
 from zipserve.sources.local.source import Local
 
-CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
-TIMEOUT = 60
 MiB = 1 << 20
 ZIP = "/archive?path=.&format=zip&compression=store"
 TAR = "/archive?path=.&format=tar"
@@ -40,35 +47,8 @@ LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"  # MTIME as an IMF-fixdate
 CAT = "photos/2024/cat.jpg"  # 200,000 random bytes
 
 
-def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, env=CLI_ENV, cwd=cwd,
-                          check=False)
-
-
-def ok(cmd: list[str]) -> str:
-    done = run(cmd)
-    assert done.returncode == 0, (cmd, done.stdout[-2000:], done.stderr[-2000:])
-    return done.stdout.decode("utf-8", "replace")
-
-
 def pinned(url: str, etag: str) -> str:
     return f"{url}&etag={quote(etag.strip(chr(34)))}"
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("resume")
-    server = start_server(build_tree(base / "root"), base)
-    try:
-        yield server
-    finally:
-        stop(server)
-
-
-@pytest.fixture(scope="module")
-def http(site: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=TIMEOUT) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +210,36 @@ def test_bytes_are_the_same_on_every_request(http: httpx.Client,
         assert again.headers["etag"] == full[fmt].headers["etag"]
 
 
+# --- from each source: local disk and S3 --------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [ZIP, TAR])
+def test_random_ranges_of_sized_archives_are_its_slices(served_http: httpx.Client,
+                                                        target: str) -> None:
+    whole = served_http.get(target)
+    size = len(whole.content)
+    rng = random.Random(7)
+    for _ in range(12):
+        a = rng.randrange(size)
+        b = rng.randrange(a, min(size, a + 300_000))
+        r = served_http.get(target, headers={"Range": f"bytes={a}-{b}",
+                                             "If-Range": whole.headers["etag"]})
+        assert r.status_code == 206
+        assert r.content == whole.content[a:b + 1], (a, b)
+
+
+@pytest.mark.parametrize("target", [ZIP, TAR])
+def test_curl_resumes_a_cut_archive_byte_for_byte(served: Site, served_http: httpx.Client,
+                                                  tmp_path: Path, target: str) -> None:
+    whole = served_http.get(target)
+    out = tmp_path / "download"
+    for cut in (1, len(whole.content) // 3, len(whole.content) - 1):
+        out.write_bytes(whole.content[:cut])
+        run("curl", "-sS", "--fail", "-C", "-", "-o", str(out),
+            pinned(served.url + target, whole.headers["etag"]))
+        assert out.read_bytes() == whole.content, cut
+
+
 # --- resuming with curl and wget ---------------------------------------------------------------
 
 
@@ -238,48 +248,48 @@ def check_archive(fmt: str, path: Path) -> None:
     if fmt == "zip":
         with zipfile.ZipFile(path) as z:
             assert z.testzip() is None
-        assert "No errors detected" in ok(["unzip", "-t", str(path)])
-        assert "Everything is Ok" in ok(["7z", "t", str(path)])
+        assert "No errors detected" in run("unzip", "-t", str(path))
+        assert "Everything is Ok" in run("7z", "t", str(path))
     else:
         with tarfile.open(path) as t:
             for member in t.getmembers():
                 if member.isfile():
                     f = t.extractfile(member)
                     assert f is not None and len(f.read()) == member.size
-        assert "docs/readme.txt" in ok(["tar", "-tf", str(path)])
-    assert "docs/readme.txt" in ok(["bsdtar", "-tf", str(path)])
+        assert "docs/readme.txt" in run("tar", "-tf", str(path))
+    assert "docs/readme.txt" in run("bsdtar", "-tf", str(path))
 
 
-def resume(tool: str, out: Path, url: str) -> None:
+def resume_with(tool: str, out: Path, url: str) -> None:
     if tool == "curl":
-        ok(["curl", "-sS", "--fail", "-C", "-", "-o", str(out), url])
+        run("curl", "-sS", "--fail", "-C", "-", "-o", str(out), url)
     else:
-        ok(["wget", "-q", "-c", "-O", str(out), url])
+        run("wget", "-q", "-c", "-O", str(out), url)
 
 
 @pytest.mark.parametrize("tool", ["curl", "wget"])
 @pytest.mark.parametrize(("fmt", "mark"), MARKS)
-def test_a_cut_download_resumes_to_the_same_bytes(site: Server, full: dict[str, httpx.Response],
+def test_a_cut_download_resumes_to_the_same_bytes(sample: Site, full: dict[str, httpx.Response],
                                                   tmp_path: Path, tool: str, fmt: str,
                                                   mark: str) -> None:
     body = full[fmt].content
     cut = marks(fmt, body)[mark]
     out = tmp_path / f"download.{fmt}"
     out.write_bytes(body[:cut])
-    resume(tool, out, pinned(site.url + (ZIP if fmt == "zip" else TAR),
+    resume_with(tool, out, pinned(sample.url + (ZIP if fmt == "zip" else TAR),
                              full[fmt].headers["etag"]))
     assert out.read_bytes() == body
     check_archive(fmt, out)
 
 
 @pytest.mark.parametrize("tool", ["curl", "wget"])
-def test_resume_fetches_only_the_missing_part(site: Server, full: dict[str, httpx.Response],
+def test_resume_fetches_only_the_missing_part(sample: Site, full: dict[str, httpx.Response],
                                               tmp_path: Path, tool: str) -> None:
     # A marked first part stays as it is: only the bytes from the cut on were sent.
     body = full["zip"].content
     out = tmp_path / "download.zip"
     out.write_bytes(b"X" * 100_001)
-    resume(tool, out, pinned(site.url + ZIP, full["zip"].headers["etag"]))
+    resume_with(tool, out, pinned(sample.url + ZIP, full["zip"].headers["etag"]))
     assert out.read_bytes() == b"X" * 100_001 + body[100_001:]
 
 
@@ -334,7 +344,7 @@ def test_resuming_a_stale_pinned_link_fails_and_keeps_the_part(
     modify(tree)
     cmd = (["curl", "-sS", "--fail", "-C", "-", "-o", str(out)] if tool == "curl"
            else ["wget", "-q", "-c", "-O", str(out)])
-    assert run([*cmd, pinned(srv.url + ZIP, old.headers["etag"])]).returncode != 0
+    assert try_run(*cmd, pinned(srv.url + ZIP, old.headers["etag"])).returncode != 0
     assert out.read_bytes() == old.content[:5000]  # never a splice of old and new bytes
 
 
@@ -344,7 +354,7 @@ def test_bytes_are_the_same_after_a_restart_with_a_cold_cache(
     first = server_factory(tree)
     warm = httpx.get(first.url + url)
     warm_range = httpx.get(first.url + url, headers={"Range": "bytes=-3000"})
-    stop(first)
+    stop_server(first)
     second = server_factory(tree, "--crc-cache", str(tmp_path / "cold.sqlite3"))
     cold_range = httpx.get(second.url + url, headers={"Range": "bytes=-3000"})
     cold = httpx.get(second.url + url)
@@ -368,13 +378,6 @@ def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for _ in range(BIG // (4 * MiB)):
                 f.write(os.urandom(4 * MiB))
     return root
-
-
-def rchar(server: Server) -> int:
-    """Return how many bytes the server process has read so far (files, sockets, all)."""
-    io_stats = Path(f"/proc/{server.proc.pid}/io").read_text()
-    return next(int(line.split()[1]) for line in io_stats.splitlines()
-                if line.startswith("rchar:"))
 
 
 def read_during(server: Server, request: Callable[[], httpx.Response]) -> tuple[int, bytes]:
@@ -427,7 +430,7 @@ def test_crc_cache_survives_a_restart(big_tree: Path, server_factory: Callable[.
                                       ) -> None:
     first = server_factory(big_tree)
     expected = last_mib(first).content
-    stop(first)
+    stop_server(first)
     second = server_factory(big_tree)  # the same --crc-cache file
     read, tail = read_during(second, lambda: last_mib(second))
     assert tail == expected
@@ -443,7 +446,7 @@ def test_no_crc_cache_keeps_nothing_across_a_restart(big_tree: Path,
     env = {"XDG_CACHE_HOME": str(xdg)}
     first = server_factory(big_tree, "--no-crc-cache", env=env)
     last_mib(first)
-    stop(first)
+    stop_server(first)
     second = server_factory(big_tree, "--no-crc-cache", env=env)
     read, _ = read_during(second, lambda: last_mib(second))
     assert read >= 3 * BIG, read
@@ -498,7 +501,7 @@ def test_stale_cached_crc_cuts_the_http_transfer_on_the_read_path(
     cache.close()
     srv = server_factory(tree, "--crc-cache", str(cache_file), "--no-direct-send")
     out = tmp_path / "cut.zip"
-    done = run(["curl", "-sS", "-o", str(out), srv.url + ZIP])
+    done = try_run("curl", "-sS", "-o", str(out), srv.url + ZIP)
     assert done.returncode == 18, done.stderr  # transfer closed with bytes outstanding
     good = httpx.get(srv.url + ZIP, timeout=TIMEOUT)  # the lie was forgotten: now it is whole
     with zipfile.ZipFile(io.BytesIO(good.content)) as z:

@@ -1,18 +1,12 @@
-"""An S3 prefix as the served root, on a real Ceph radosgw: the same archives as from a folder.
+"""An S3 prefix as the served root, on a real Ceph radosgw: what only S3 has.
 
-The `site` fixture is parametrized over the two sources: the sample tree on
-local disk, and the same tree uploaded to a bucket and served as
-``s3://bucket/tree``. The archive and single-file tests of test_formats.py and
-test_files.py are imported and run against both (every format read back by
-Python's readers and the command-line tools, byte for byte, naming, headers,
-Range, curl -C -); only times and modes differ by nature (an object has no
-mode, and its time is when it was uploaded), and are checked against each
-source's own truth.
-
-The S3-only tests below use their own buckets: keys that are not a tree,
-objects replaced or deleted mid-stream, store errors before the first byte,
-what each request asks of the store (counted with boto3's own event hooks on
-the server's client, in process), the CRCs a fleet shares, and the CLI.
+The archive and single-file tests that hold for any source run against S3 too,
+through the `served` fixture (test_formats.py, test_files.py, test_resume.py,
+test_page.py). The tests here use buckets of their own: keys that are not a
+tree, objects replaced or deleted mid-stream, store errors before the first
+byte, what each request asks of the store (counted with boto3's own event hooks
+on the server's client, in process), the CRCs a fleet shares, and the CLI.
+Every test that uses the store carries the `ceph` marker (tests/s3/fixtures.py).
 """
 
 from __future__ import annotations
@@ -21,7 +15,6 @@ import base64
 import json
 import logging
 import os
-import random
 import subprocess
 import sys
 import tarfile
@@ -29,8 +22,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -38,72 +30,11 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from conftest import Server, build_tree, free_port, start_server, stop
 from starlette.testclient import TestClient
-from test_files import (  # noqa: F401  (the tests and fixtures of single files, rerun here)
-    FILES,
-    cat,
-    etag,
-    full_url,
-    http,
-    test_curl_continue_resumes_a_file_cut_in_half,
-    test_curl_r_fetches_two_halves_that_join_to_the_file,
-    test_etag_differs_between_files,
-    test_etag_is_stable_across_requests,
-    test_folder_is_400_json,
-    test_head_with_range_has_the_206_headers,
-    test_if_none_match_current_is_304_without_body,
-    test_if_none_match_other_is_200,
-    test_if_none_match_wins_over_if_modified_since,
-    test_if_range_with_another_or_weak_etag_is_the_whole_file,
-    test_if_range_with_the_current_etag_is_206,
-    test_malformed_or_foreign_range_gives_the_whole_file,
-    test_missing_file_is_404_json_naming_the_path,
-    test_multi_range_is_multipart_byteranges,
-    test_range_numbers_int_would_take_are_ignored_unlike_starlette_fileresponse,
-    test_resume_fetches_only_the_missing_part,
-    test_single_range_is_206_with_the_exact_slice,
-    test_unsatisfiable_range_is_416_naming_the_length,
-    test_wget_continue_resumes_a_file_cut_in_half,
-    url,
-)
-from test_files import (  # noqa: F401
-    test_head_has_the_headers_of_get_and_no_body as test_file_head_has_the_headers_of_get,
-)
-from test_formats import (  # noqa: F401  (the archive tests and fixtures, rerun here)
-    Case,
-    Fetcher,
-    cases,
-    extracted,
-    fetcher,
-    members,
-    root,
-    test_archive_answers_200,
-    test_cli_extracted_files_equal_the_tree,
-    test_cli_extracts_exactly_the_entries,
-    test_cli_tool_accepts_the_archive,
-    test_content_disposition_names_the_download,
-    test_content_type_per_format,
-    test_curl_gets_the_same_bytes_as_httpx,
-    test_empty_folder_is_extracted,
-    test_gz_header_names_the_file,
-    test_gz_of_a_folder_or_two_files_is_400,
-    test_head_has_the_headers_of_get_and_no_body,
-    test_long_and_non_ascii_names_extract_exactly,
-    test_no_entry_name_could_escape,
-    test_no_proxy_buffering_and_never_content_encoding,
-    test_post_answers_303_to_a_get_url,
-    test_python_reader_gets_every_file_byte_for_byte,
-    test_python_reader_lists_the_entries_in_order,
-    test_sized_archive_has_content_length_of_its_body,
-    test_streamed_archive_is_chunked_without_length,
-    test_tar_writes_long_and_non_ascii_names_in_pax_headers,
-    test_unknown_format_is_400_json,
-    test_zip_flags_non_ascii_names_as_utf8,
-)
 
-from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
-from tests.s3.support import body, new_bucket, put_all
+from tests.helpers import CLI_ENV, TIMEOUT, Server, build_tree, free_port
+from tests.s3.ceph_rgw import CephRgw
+from tests.s3.support import body, new_bucket, put_all, upload_tree
 from zipserve.errors import SourceChanged
 from zipserve.http.app import create_app
 from zipserve.service import Service
@@ -111,182 +42,8 @@ from zipserve.settings import Settings
 from zipserve.sources.base import FetchesWhole, KnowsCrcs, SendsUnread, SharesCrcs
 from zipserve.sources.s3 import source as zs3
 
-pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
-
 MiB = 1 << 20
-TIMEOUT = 60
 CRC_PREFIX = ".zipserve-crc/"
-CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
-
-
-# --- the store --------------------------------------------------------------------------------
-
-
-def upload_tree(s3: Any, bucket: str, prefix: str, folder: Path) -> None:
-    """Given a folder, upload its files, and a "name/" marker for each empty folder, under prefix."""
-    objects = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if path.is_file():
-            objects[prefix + rel] = path.read_bytes()
-        elif not any(path.iterdir()):
-            objects[prefix + rel + "/"] = b""
-    put_all(s3, bucket, objects)
-
-
-@dataclass
-class Truth:
-    """What a source says of each path (relative to the served root): mtime seconds and mode."""
-
-    mtimes: dict[str, int] = field(default_factory=dict)
-    modes: dict[str, int] = field(default_factory=dict)
-
-
-def local_truth(folder: Path) -> Truth:
-    truth = Truth()
-    for path in folder.rglob("*"):
-        rel = path.relative_to(folder).as_posix()
-        st = path.stat()
-        truth.mtimes[rel], truth.modes[rel] = int(st.st_mtime), st.st_mode & 0o7777
-    return truth
-
-
-def s3_truth(s3: Any, bucket: str, prefix: str) -> Truth:
-    """Objects carry their upload time, no mode; a folder, its marker's time or its newest object's."""
-    truth, markers, newest = Truth(), {}, {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            rel, when = obj["Key"][len(prefix):], int(obj["LastModified"].timestamp())
-            parts = rel.rstrip("/").split("/")
-            for i in range(1, len(parts)):
-                folder = "/".join(parts[:i])
-                newest[folder] = max(newest.get(folder, 0), when)
-            if rel.endswith("/"):
-                markers[rel.rstrip("/")] = when
-            else:
-                truth.mtimes[rel], truth.modes[rel] = when, 0o644
-    for folder in newest.keys() | markers.keys():
-        truth.mtimes[folder] = markers.get(folder, newest.get(folder, 0))
-        truth.modes[folder] = 0o755
-    return truth
-
-
-# --- one fixture, two sources -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", params=["local", "s3"])
-def source(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, Truth]]:
-    """The real server on the sample tree: from local disk, or uploaded and served from S3."""
-    base = tmp_path_factory.mktemp(request.param)
-    tree = build_tree(base / "root")
-    if request.param == "local":
-        server = start_server(tree, base)
-        truth = local_truth(tree)
-    else:
-        rgw = request.getfixturevalue("ceph_rgw")
-        client = request.getfixturevalue("s3")
-        bucket = new_bucket(client)
-        upload_tree(client, bucket, "tree/", tree)
-        truth = s3_truth(client, bucket, "tree/")
-        server = start_server(f"s3://{bucket}/tree", base,  # type: ignore[arg-type]
-                              "--s3-endpoint", rgw.endpoint, env=rgw.env())
-    try:
-        yield server, tree, truth
-    finally:
-        stop(server)
-
-
-@pytest.fixture(scope="module")
-def site(source: tuple[Server, Path, Truth]) -> tuple[Server, Path]:
-    """What test_formats.py and test_files.py ask for: the server and the tree it serves."""
-    return source[0], source[1]
-
-
-@pytest.fixture(scope="module")
-def truth(source: tuple[Server, Path, Truth]) -> Truth:
-    return source[2]
-
-
-def full_name(case: Case, name: str) -> str:
-    return "/".join(p for p in (case.sel.base, name.rstrip("/")) if p)
-
-
-@pytest.mark.parametrize("case", cases(lambda c: c.fmt.kind != "gz"))
-def test_python_reader_sees_the_sources_modes(fetcher: Fetcher, truth: Truth,  # noqa: F811
-                                              case: Case) -> None:
-    for m in members(case, fetcher.httpx(case).get.content):
-        assert m.mode == truth.modes[full_name(case, m.name)], m.name
-
-
-@pytest.mark.parametrize("case", cases())
-def test_python_reader_sees_the_sources_mtimes(fetcher: Fetcher, truth: Truth,  # noqa: F811
-                                               case: Case) -> None:
-    for m in members(case, fetcher.httpx(case).get.content):
-        assert m.mtime == truth.mtimes[full_name(case, m.name)], m.name
-
-
-@pytest.mark.parametrize(("rel", "ctype"), FILES)
-def test_file_has_the_sources_last_modified(http: httpx.Client, truth: Truth,  # noqa: F811
-                                            rel: str, ctype: str) -> None:
-    r = http.get(url(rel))
-    assert r.status_code == 200
-    assert httpx_date(r.headers["last-modified"]) == truth.mtimes[rel]
-
-
-def httpx_date(value: str) -> int:
-    from email.utils import parsedate_to_datetime
-
-    return int(parsedate_to_datetime(value).timestamp())
-
-
-ZIP_STORED = "/archive?path=.&format=zip&compression=store"
-TAR = "/archive?path=.&format=tar"
-
-
-@pytest.mark.parametrize("target", [ZIP_STORED, TAR])
-def test_random_ranges_of_sized_archives_are_its_slices(http: httpx.Client,  # noqa: F811
-                                                        target: str) -> None:
-    whole = http.get(target)
-    size = len(whole.content)
-    rng = random.Random(7)
-    for _ in range(12):
-        a = rng.randrange(size)
-        b = rng.randrange(a, min(size, a + 300_000))
-        r = http.get(target, headers={"Range": f"bytes={a}-{b}",
-                                      "If-Range": whole.headers["etag"]})
-        assert r.status_code == 206
-        assert r.content == whole.content[a:b + 1], (a, b)
-
-
-@pytest.mark.parametrize("target", [ZIP_STORED, TAR])
-def test_curl_resumes_a_cut_archive_byte_for_byte(site: tuple[Server, Path], http: httpx.Client,  # noqa: F811
-                                                  tmp_path: Path, target: str) -> None:
-    whole = http.get(target)
-    pinned = site[0].url + target + "&etag=" + whole.headers["etag"].strip('"')
-    out = tmp_path / "download"
-    for cut in (1, len(whole.content) // 3, len(whole.content) - 1):
-        out.write_bytes(whole.content[:cut])
-        done = subprocess.run(["curl", "-sS", "--fail", "-C", "-", "-o", str(out), pinned],
-                              capture_output=True, timeout=TIMEOUT, check=False)
-        assert done.returncode == 0, done.stderr
-        assert out.read_bytes() == whole.content, cut
-
-
-def test_page_lists_the_root(http: httpx.Client) -> None:  # noqa: F811
-    r = http.get("/", headers={"Accept": "text/html"})
-    assert r.status_code == 200
-    for name in ("docs", "photos", "empty-folder", "top.txt"):
-        assert f">{name}<" in r.text, name
-
-
-def test_api_lists_a_folder(http: httpx.Client, truth: Truth) -> None:  # noqa: F811
-    r = http.get("/api/list/docs")
-    assert r.status_code == 200
-    entries = {e["name"]: e for e in r.json()["entries"]}
-    assert set(entries) == {"notes", "readme.txt", "script.sh"}
-    assert entries["readme.txt"]["size"] == 750
-    assert entries["notes"]["kind"] == "dir"
 
 
 # --- in-process services on a bucket of their own, with the store's requests counted --------
@@ -479,7 +236,7 @@ def test_skipped_keys_are_logged(hostile_bucket: str, services: Callable[..., Se
 
 
 @pytest.fixture
-def s3_server(ceph_rgw: CephRgw, server_factory: Callable[..., Server]  # noqa: F811
+def s3_server(ceph_rgw: CephRgw, server_factory: Callable[..., Server]
               ) -> Callable[..., Server]:
     def make(served: str, *args: str, env: dict[str, str] | None = None) -> Server:
         return server_factory(served, "--s3-endpoint", ceph_rgw.endpoint, *args,
@@ -523,8 +280,8 @@ def test_missing_key_is_404_json(s3: Any, s3_server: Callable[..., Server]) -> N
         assert r.json()["error"]["path"] == ("nope.txt" if "files" in target else "nope")
 
 
-def test_unreachable_store_is_503_json_saying_so(server_factory: Callable[..., Server],  # noqa: F811
-                                                 ceph_rgw: CephRgw) -> None:  # noqa: F811
+def test_unreachable_store_is_503_json_saying_so(server_factory: Callable[..., Server],
+                                                 ceph_rgw: CephRgw) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     server = server_factory("s3://bucket/p", "--s3-endpoint", closed, env=ceph_rgw.env())
     assert httpx.get(server.url + "/healthz", timeout=TIMEOUT).status_code == 200
@@ -538,7 +295,7 @@ def test_unreachable_store_is_503_json_saying_so(server_factory: Callable[..., S
 
 
 @pytest.fixture(scope="module")
-def other_user(ceph_rgw: CephRgw) -> dict[str, str]:  # noqa: F811
+def other_user(ceph_rgw: CephRgw) -> dict[str, str]:
     """A second S3 user of the cluster (owns nothing, may only list what a policy grants)."""
     key, secret = "ZSO" + uuid.uuid4().hex[:17].upper(), uuid.uuid4().hex
     subprocess.run(["radosgw-admin", "-c", str(Path(ceph_rgw.dir) / "ceph.conf"), "user",
@@ -567,7 +324,7 @@ def serve_exit(served: str, env: dict[str, str], *args: str) -> subprocess.Compl
                           env={**os.environ, **env}, check=False)
 
 
-def test_credentials_come_from_the_aws_config_files(s3: Any, ceph_rgw: CephRgw,  # noqa: F811
+def test_credentials_come_from_the_aws_config_files(s3: Any, ceph_rgw: CephRgw,
                                                      server_factory: Callable[..., Server],
                                                      tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -595,7 +352,7 @@ def test_credentials_come_from_the_aws_config_files(s3: Any, ceph_rgw: CephRgw, 
     ("denied", "denies access"),
 ])
 def test_server_refuses_to_start_when_the_store_refuses_it(
-        ceph_rgw: CephRgw, other_user: dict[str, str], s3: Any,  # noqa: F811
+        ceph_rgw: CephRgw, other_user: dict[str, str], s3: Any,
         case: str, message: str) -> None:
     env, bucket = ceph_rgw.env(), new_bucket(s3)
     if case == "no bucket":
@@ -789,7 +546,7 @@ def test_empty_folder_marker_is_an_empty_folder(s3: Any, services: Callable[...,
 # --- the command line -------------------------------------------------------------------------
 
 
-def test_pack_writes_the_archive_from_s3(s3: Any, ceph_rgw: CephRgw,  # noqa: F811
+def test_pack_writes_the_archive_from_s3(s3: Any, ceph_rgw: CephRgw,
                                          tmp_path: Path) -> None:
     bucket = new_bucket(s3)
     tree = build_tree(tmp_path / "tree")
@@ -806,7 +563,7 @@ def test_pack_writes_the_archive_from_s3(s3: Any, ceph_rgw: CephRgw,  # noqa: F8
                 assert tf.extractfile(m).read() == (tree / m.name).read_bytes()  # type: ignore[union-attr]
 
 
-def test_sign_pins_the_etag_the_s3_server_sends(s3: Any, ceph_rgw: CephRgw,  # noqa: F811
+def test_sign_pins_the_etag_the_s3_server_sends(s3: Any, ceph_rgw: CephRgw,
                                                 s3_server: Callable[..., Server]) -> None:
     bucket = new_bucket(s3)
     put_all(s3, bucket, {"d/a.txt": b"a", "d/b.bin": os.urandom(1000)})

@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Server
 from starlette.testclient import TestClient
 
-from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
+from tests.helpers import Server
+from tests.s3.ceph_rgw import CephRgw
 from tests.s3.fault_proxy import FaultProxy, Seen
 from tests.s3.support import new_bucket
 from zipserve.http.app import create_app
 from zipserve.settings import Settings
-
-pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
 
 MiB = 1 << 20
 TIMEOUT = 60
@@ -48,7 +46,7 @@ def bucket(s3: Any) -> tuple[str, dict[str, bytes]]:
 
 
 @pytest.fixture
-def app_client(faults: FaultProxy, ceph_rgw: CephRgw,  # noqa: F811
+def app_client(faults: FaultProxy, ceph_rgw: CephRgw,
                bucket: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
                ) -> Iterator[TestClient]:
     """The app in process, its store reached through the proxy (started while the proxy passes all)."""
@@ -186,7 +184,7 @@ def test_slowdown_on_a_data_get_is_retried_and_the_bytes_are_the_same(
 
 
 @pytest.fixture
-def s3_server_via(ceph_rgw: CephRgw, server_factory: Callable[..., Server]  # noqa: F811
+def s3_server_via(ceph_rgw: CephRgw, server_factory: Callable[..., Server]
                   ) -> Callable[..., Server]:
     def make(served: str, endpoint: str, *args: str) -> Server:
         return server_factory(served, "--s3-endpoint", endpoint, *args, env=ceph_rgw.env())

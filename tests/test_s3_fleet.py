@@ -14,12 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.s3.ceph_rgw import ceph_rgw  # noqa: F401  (the session fixture)
 from tests.s3.fault_proxy import FaultProxy, Seen
 from tests.s3.support import body, new_bucket, put_all
 from zipserve.service import Service
-
-pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
 
 CRC_PREFIX = ".zipserve-crc/"
 FILES = 50

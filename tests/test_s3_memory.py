@@ -18,15 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import Server
-from test_hostile import rss_mib
 
-from tests.helpers import metrics, wait_until
-from tests.s3.ceph_rgw import CephRgw, ceph_rgw  # noqa: F401  (the session fixture)
+from tests.helpers import Server, metrics, rss_mib, wait_until
+from tests.s3.ceph_rgw import CephRgw
 from tests.s3.support import new_bucket, put_all
 from zipserve.sources.s3.read import AheadBudget
-
-pytest_plugins = ["tests.s3.fixtures"]  # the fixtures s3, s3_env, services, proxy, faults
 
 MiB = 1 << 20
 TARGET = "/archive/m.zip?compression=store"
@@ -75,7 +71,7 @@ class SlowClient:
 
 @pytest.mark.parametrize("streams", [20, 50])
 def test_slow_clients_of_an_s3_stored_zip_keep_rss_under_100_mib_plus_5_per_stream(
-        bucket: str, ceph_rgw: CephRgw, server_factory: Callable[..., Server],  # noqa: F811
+        bucket: str, ceph_rgw: CephRgw, server_factory: Callable[..., Server],
         streams: int) -> None:
     server = server_factory(f"s3://{bucket}", "--s3-endpoint", ceph_rgw.endpoint,
                             env=ceph_rgw.env())

@@ -21,17 +21,17 @@ import tarfile
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
 import zstandard
-from conftest import Server, build_tree, start_server, stop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import Server, build_tree
 from zipserve.core import links
 from zipserve.core.selection import parse_path
 from zipserve.errors import BadRequest, Forbidden
@@ -87,7 +87,7 @@ PAYLOADS = [
 
 
 @dataclass
-class Site:
+class Walled:
     """The served root, the secrets around it and a running server."""
 
     server: Server
@@ -132,14 +132,10 @@ def make_site(base: Path) -> tuple[Path, Path, dict[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(serve: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Walled:
     base = tmp_path_factory.mktemp("traversal")
     root, outside, secrets = make_site(base)
-    server = start_server(root, base)
-    try:
-        yield Site(server, root, outside, secrets)
-    finally:
-        stop(server)
+    return Walled(serve(root), root, outside, secrets)
 
 
 # --- raw HTTP -----------------------------------------------------------------
@@ -191,7 +187,7 @@ def url_path(payload: str) -> bytes:
     return payload.replace("?", "%3F").replace("#", "%23").encode("utf-8", "surrogateescape")
 
 
-def send(site: Site, where: str, payload: str) -> Answer:
+def send(site: Walled, where: str, payload: str) -> Answer:
     """Given an input name and a payload, send the payload through that input."""
     port = site.server.port
     if where == "files-path":
@@ -259,7 +255,7 @@ def contents(body: bytes) -> Iterator[bytes]:
                     yield f.read()
 
 
-def leaked_bytes(site: Site, answer: Answer) -> int:
+def leaked_bytes(site: Walled, answer: Answer) -> int:
     """Given an answer, return how many bytes of outside secrets it carries."""
     texts = list(contents(answer.body))
     return sum(
@@ -270,7 +266,7 @@ def leaked_bytes(site: Site, answer: Answer) -> int:
     )
 
 
-def host_path_shown(site: Site, answer: Answer) -> bool:
+def host_path_shown(site: Walled, answer: Answer) -> bool:
     return any(text in answer.body for text in site.forbidden_texts)
 
 
@@ -283,21 +279,21 @@ REFUSED = {400, 403, 404}
 @pytest.mark.parametrize(
     "payload", PAYLOADS, ids=lambda p: p[:40].encode("ascii", "backslashreplace").decode()
 )
-def test_payload_is_refused_without_leaking(site: Site, payload: str, where: str) -> None:
+def test_payload_is_refused_without_leaking(site: Walled, payload: str, where: str) -> None:
     answer = send(site, where, payload)
     assert answer.status in REFUSED, (answer.status, answer.body[:300])
     assert leaked_bytes(site, answer) == 0
     assert not host_path_shown(site, answer), answer.body[:300]
 
 
-def test_error_body_is_json_naming_the_code(site: Site) -> None:
+def test_error_body_is_json_naming_the_code(site: Walled) -> None:
     answer = send(site, "files-path", "..%2fsecret.txt")
     error = json.loads(answer.body)["error"]
     assert error["code"] in ("forbidden", "not_found")
     assert MARKER not in json.dumps(error)
 
 
-def test_html_error_page_hides_host_path(site: Site) -> None:
+def test_html_error_page_hides_host_path(site: Walled) -> None:
     answer = raw_request(
         site.server.port,
         "GET",
@@ -310,7 +306,7 @@ def test_html_error_page_hides_host_path(site: Site) -> None:
     assert leaked_bytes(site, answer) == 0
 
 
-def test_absolute_host_path_of_the_secret_is_refused(site: Site) -> None:
+def test_absolute_host_path_of_the_secret_is_refused(site: Walled) -> None:
     target = str(site.outside / "secret.txt")
     for where in INPUTS:
         answer = send(site, where, target)
@@ -318,7 +314,7 @@ def test_absolute_host_path_of_the_secret_is_refused(site: Site) -> None:
         assert leaked_bytes(site, answer) == 0
 
 
-def test_figure_payloads_times_inputs_leak_nothing(site: Site) -> None:
+def test_figure_payloads_times_inputs_leak_nothing(site: Walled) -> None:
     tried = leaked = 0
     statuses: dict[int, int] = {}
     for payload in [*PAYLOADS, str(site.outside / "secret.txt")]:
@@ -337,7 +333,7 @@ def test_figure_payloads_times_inputs_leak_nothing(site: Site) -> None:
     assert leaked == 0
 
 
-def test_sibling_with_root_name_as_prefix_exists_and_is_refused(site: Site) -> None:
+def test_sibling_with_root_name_as_prefix_exists_and_is_refused(site: Walled) -> None:
     # The sibling really holds the secret: a check by string prefix would let it through.
     assert (site.outside / "root2" / "x").read_bytes() == site.secrets["sibling"]
     answer = raw_request(site.server.port, "GET", b"/files/../root2/x")
@@ -349,7 +345,7 @@ def test_sibling_with_root_name_as_prefix_exists_and_is_refused(site: Site) -> N
 
 
 @pytest.mark.parametrize("link", ["to-file-outside", "relative-escape"])
-def test_symlink_to_a_file_outside_is_refused(site: Site, link: str) -> None:
+def test_symlink_to_a_file_outside_is_refused(site: Walled, link: str) -> None:
     for target in (
         b"/files/links/" + link.encode(),
         b"/archive/links/" + link.encode() + b".zip",
@@ -361,7 +357,7 @@ def test_symlink_to_a_file_outside_is_refused(site: Site, link: str) -> None:
 
 
 @pytest.mark.parametrize("link", ["to-dir-outside", "to-sibling"])
-def test_symlink_to_a_folder_outside_is_refused(site: Site, link: str) -> None:
+def test_symlink_to_a_folder_outside_is_refused(site: Walled, link: str) -> None:
     name = link.encode()
     for target in (
         b"/files/links/" + name + b"/secret.txt",
@@ -375,20 +371,20 @@ def test_symlink_to_a_folder_outside_is_refused(site: Site, link: str) -> None:
         assert leaked_bytes(site, answer) == 0
 
 
-def test_dangling_symlink_is_not_found(site: Site) -> None:
+def test_dangling_symlink_is_not_found(site: Walled) -> None:
     for target in (b"/files/links/dangling", b"/archive/links/dangling.zip"):
         answer = raw_request(site.server.port, "GET", target)
         assert answer.status == 404, target
 
 
-def test_symlink_inside_the_root_is_served(site: Site) -> None:
+def test_symlink_inside_the_root_is_served(site: Walled) -> None:
     answer = raw_request(site.server.port, "GET", b"/files/links/inside-file")
     assert answer.status == 200
     assert answer.body == (site.root / "docs" / "readme.txt").read_bytes()
 
 
 @pytest.mark.parametrize("fmt", ["zip", "tar", "tar.gz", "tar.zst"])
-def test_archive_of_links_keeps_inside_links_and_drops_escaping_ones(site: Site, fmt: str) -> None:
+def test_archive_of_links_keeps_inside_links_and_drops_escaping_ones(site: Walled, fmt: str) -> None:
     answer = raw_request(site.server.port, "GET", b"/archive/links." + fmt.encode())
     assert answer.status == 200
     names = archive_names(answer.body)
@@ -399,7 +395,7 @@ def test_archive_of_links_keeps_inside_links_and_drops_escaping_ones(site: Site,
     assert leaked_bytes(site, answer) == 0
 
 
-def test_symlink_loop_ends_where_it_meets_an_ancestor(site: Site) -> None:
+def test_symlink_loop_ends_where_it_meets_an_ancestor(site: Walled) -> None:
     # links/loop -> .. is the root: walked from links/ it shows the root's entries
     # once, and stops at links/ again (an ancestor, same device and inode).
     answer = raw_request(site.server.port, "GET", b"/archive/links.tar")
@@ -410,7 +406,7 @@ def test_symlink_loop_ends_where_it_meets_an_ancestor(site: Site) -> None:
     assert len(names) == len(set(names))
 
 
-def test_symlink_loop_to_an_ancestor_is_left_out_of_the_root_archive(site: Site) -> None:
+def test_symlink_loop_to_an_ancestor_is_left_out_of_the_root_archive(site: Walled) -> None:
     answer = raw_request(site.server.port, "GET", b"/archive?path=.&format=tar")
     assert answer.status == 200
     names = archive_names(answer.body)
@@ -419,7 +415,7 @@ def test_symlink_loop_to_an_ancestor_is_left_out_of_the_root_archive(site: Site)
 
 
 @pytest.mark.parametrize("where", ["json", "token"])
-def test_lone_surrogate_in_a_json_path_is_a_bad_request(site: Site, where: str) -> None:
+def test_lone_surrogate_in_a_json_path_is_a_bad_request(site: Walled, where: str) -> None:
     if where == "json":
         answer = raw_request(site.server.port, "POST", b"/archive",
                              b'{"paths": ["\\ud800/../secret.txt"]}',
@@ -430,7 +426,7 @@ def test_lone_surrogate_in_a_json_path_is_a_bad_request(site: Site, where: str) 
     assert json.loads(answer.body)["error"]["code"] == "bad_request"
 
 
-def test_archive_of_the_whole_root_holds_no_outside_bytes(site: Site) -> None:
+def test_archive_of_the_whole_root_holds_no_outside_bytes(site: Walled) -> None:
     answer = raw_request(site.server.port, "GET", b"/archive?path=.&format=zip")
     assert answer.status == 200
     names = archive_names(answer.body)

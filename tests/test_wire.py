@@ -6,20 +6,18 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, build_tree, start_server, stop
-from helpers import wait_until
 
+from tests.helpers import TIMEOUT, Server, build_tree, wait_until
 from zipserve.errors import SourceChanged
 from zipserve.http.wire import IOV_MAX, ClientGone, Wire, pending
 from zipserve.sources.local.source import Local
 
 MiB = 1 << 20
-TIMEOUT = 60
 
 
 # --- pending: what is left to write after a partial writev (pure) --------------------------
@@ -182,21 +180,16 @@ URLS = [
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
-    base = tmp_path_factory.mktemp("wire")
-    root = build_tree(base / "root")
+def servers(serve: Callable[..., Server],
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[Server, Server]:
+    """Two servers on one tree: one sending bodies from worker threads, one through ASGI."""
+    root = build_tree(tmp_path_factory.mktemp("wire") / "root")
     big = root / "big"
     (big / "sub").mkdir(parents=True)
     (big / "a.bin").write_bytes(os.urandom(5 * MiB + 3))
     (big / "sub" / "b.txt").write_bytes(b"line of text\n" * 200_000)
     (big / "sub" / "small.txt").write_bytes(b"tiny")
-    direct = start_server(root, base)
-    asgi = start_server(root, base, "--no-direct-send")
-    try:
-        yield direct, asgi
-    finally:
-        stop(direct)
-        stop(asgi)
+    return serve(root), serve(root, "--no-direct-send")
 
 
 def get(server: Server, url: str, **headers: str) -> httpx.Response:

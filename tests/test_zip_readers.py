@@ -20,24 +20,22 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import subprocess
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MTIME, Server, build_tree, start_server, stop
 from isal.isal_zlib import crc32  # zlib's runs at 0.5 GiB/s: too slow for 12 GiB
 
+from tests.helpers import MTIME, Site, run
 from zipserve.service import Service
 from zipserve.settings import Settings
 
-CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
-TIMEOUT = 120
+SLOW = 120  # seconds a reader may take over an archive of many entries or 12 GiB
 LIMIT = 0xFFFFFFFF  # a size or offset at or above this lives in a ZIP64 field
 COUNT_LIMIT = 0xFFFF
 LOCAL = struct.Struct("<4s5H3L2H")  # APPNOTE 4.3.7
@@ -190,25 +188,9 @@ def check_back_to_back(z: Parsed) -> None:
 # --- the server and the readers ---------------------------------------------------------------
 
 
-def run(cmd: list[str] | str, *, stdin: bytes | None = None, shell: bool = False,
-        cwd: Path | None = None) -> str:
-    """Run a tool; assert it succeeded; return its stdout as text."""
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", cmd] if shell else cmd,
-                          input=stdin, capture_output=True, timeout=TIMEOUT, env=CLI_ENV,
-                          cwd=cwd, check=False)
-    assert done.returncode == 0, (cmd, done.stdout[-2000:], done.stderr[-2000:])
-    return done.stdout.decode("utf-8", "replace")
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    base = tmp_path_factory.mktemp("readers")
-    root = build_tree(base / "root")
-    server = start_server(root, base)
-    try:
-        yield server, root
-    finally:
-        stop(server)
+def shell(pipeline: str) -> str:
+    """Run a bash pipeline (pipefail) in CLI_ENV; assert it succeeded; return its stdout as text."""
+    return run("bash", "-o", "pipefail", "-c", pipeline, timeout=SLOW)
 
 
 def expected_entries(root: Path) -> list[tuple[str, int, int]]:
@@ -249,43 +231,41 @@ def java_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Compile a ZipInputStream reader; return its class folder."""
     folder = tmp_path_factory.mktemp("java")
     (folder / "Reader.java").write_text(JAVA_READER)
-    run(["javac", "-d", str(folder), str(folder / "Reader.java")])
+    run("javac", "-d", str(folder), str(folder / "Reader.java"))
     return folder
 
 
 @pytest.mark.parametrize("compression", ["store", "deflate", "auto"])
-def test_java_zipinputstream_reads_the_zip_from_a_pipe(site: tuple[Server, Path],
+def test_java_zipinputstream_reads_the_zip_from_a_pipe(sample: Site,
                                                         java_reader: Path,
                                                         compression: str) -> None:
-    server, root = site
-    url = f"{server.url}{ROOT_ZIP}&compression={compression}"
-    out = run(f"curl -sS --fail '{url}' | java -cp '{java_reader}' Reader", shell=True)
+    url = f"{sample.url}{ROOT_ZIP}&compression={compression}"
+    out = shell(f"curl -sS --fail '{url}' | java -cp '{java_reader}' Reader")
     seen = sorted((name, int(n), int(crc)) for name, n, crc in
                   (line.split("\t") for line in out.splitlines()))
-    assert seen == expected_entries(root)
+    assert seen == expected_entries(sample.root)
 
 
-def test_bsdtar_extracts_the_stored_zip_from_a_pipe(site: tuple[Server, Path],
+def test_bsdtar_extracts_the_stored_zip_from_a_pipe(sample: Site,
                                                      tmp_path: Path) -> None:
-    server, root = site
-    run(f"curl -sS --fail '{server.url}{ROOT_ZIP}&compression=store' | bsdtar -xf - -C "
-        f"'{tmp_path}'", shell=True)
+    shell(f"curl -sS --fail '{sample.url}{ROOT_ZIP}&compression=store' | bsdtar -xf - -C "
+          f"'{tmp_path}'")
     # (Modes are not checked: a ZIP keeps them only in the central directory,
     # which a reader from a pipe meets after it has written the files.)
-    assert expected_entries(tmp_path) == expected_entries(root)
+    assert expected_entries(tmp_path) == expected_entries(sample.root)
 
 
-# --- the header rules on the sample tree ------------------------------------------------------
+# --- the header rules on the tree_zip tree ------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def sample(site: tuple[Server, Path]) -> Callable[[str], tuple[bytes, Parsed]]:
+def tree_zip(sample: Site) -> Callable[[str], tuple[bytes, Parsed]]:
     """Return a getter of the whole tree as a ZIP (by ?compression=), fetched once each."""
     got: dict[str, tuple[bytes, Parsed]] = {}
 
     def get(compression: str) -> tuple[bytes, Parsed]:
         if compression not in got:
-            r = httpx.get(f"{site[0].url}{ROOT_ZIP}&compression={compression}", timeout=TIMEOUT)
+            r = httpx.get(f"{sample.url}{ROOT_ZIP}&compression={compression}", timeout=SLOW)
             assert r.status_code == 200
             got[compression] = r.content, parse(r.content)
         return got[compression]
@@ -294,10 +274,10 @@ def sample(site: tuple[Server, Path]) -> Callable[[str], tuple[bytes, Parsed]]:
 
 @pytest.mark.parametrize("compression", ["store", "auto"])
 def test_stored_entries_have_crc_and_sizes_in_the_local_header_and_no_descriptor(
-        sample: Callable[[str], tuple[bytes, Parsed]], site: tuple[Server, Path],
+        tree_zip: Callable[[str], tuple[bytes, Parsed]], sample: Site,
         compression: str) -> None:
-    data, z = sample(compression)
-    root = site[1]
+    data, z = tree_zip(compression)
+    root = sample.root
     stored = [(c, loc) for c, loc in zip(z.central, z.local, strict=True) if c.method == 0]
     assert len(stored) >= 3  # jpg, png and folders are stored even under auto
     for cen, loc in stored:
@@ -312,15 +292,15 @@ def test_stored_entries_have_crc_and_sizes_in_the_local_header_and_no_descriptor
         assert data[start + cen.usize:start + cen.usize + 4] in (b"PK\x03\x04", b"PK\x01\x02")
 
 
-def test_stored_zip_entries_are_back_to_back(sample: Callable[[str], tuple[bytes, Parsed]]
+def test_stored_zip_entries_are_back_to_back(tree_zip: Callable[[str], tuple[bytes, Parsed]]
                                              ) -> None:
-    check_back_to_back(sample("store")[1])
+    check_back_to_back(tree_zip("store")[1])
 
 
 @pytest.mark.parametrize("compression", ["store", "auto", "deflate"])
 def test_every_entry_has_its_utc_mtime_in_an_extended_timestamp(
-        sample: Callable[[str], tuple[bytes, Parsed]], compression: str) -> None:
-    z = sample(compression)[1]
+        tree_zip: Callable[[str], tuple[bytes, Parsed]], compression: str) -> None:
+    z = tree_zip(compression)[1]
     t = time.gmtime(MTIME)
     dos = ((t.tm_year - 1980) << 9 | t.tm_mon << 5 | t.tm_mday,
            t.tm_hour << 11 | t.tm_min << 5 | t.tm_sec // 2)
@@ -330,9 +310,9 @@ def test_every_entry_has_its_utc_mtime_in_an_extended_timestamp(
 
 
 @pytest.mark.parametrize("compression", ["store", "auto", "deflate"])
-def test_small_archive_has_no_zip64_anywhere(sample: Callable[[str], tuple[bytes, Parsed]],
+def test_small_archive_has_no_zip64_anywhere(tree_zip: Callable[[str], tuple[bytes, Parsed]],
                                              compression: str) -> None:
-    data, z = sample(compression)
+    data, z = tree_zip(compression)
     assert z.end64 is None
     assert b"PK\x06\x06" not in data[z.cd_start:] and b"PK\x06\x07" not in data[z.cd_start:]
     for rec in z.central + z.local:
@@ -489,17 +469,18 @@ def read_zipfile(path: Path, only: list[str] | None) -> dict[str, int]:
 
 
 def read_unzip(path: Path, only: list[str] | None) -> dict[str, int]:
-    tested = run(["unzip", "-t", str(path), *(only or [])])
+    tested = run("unzip", "-t", str(path), *(only or []), timeout=SLOW)
     assert "No errors detected" in tested
-    listing = run(["unzip", "-l", str(path)]).splitlines()
+    listing = run("unzip", "-l", str(path), timeout=SLOW).splitlines()
     rows = listing[listing.index(next(x for x in listing if x.startswith("---"))) + 1:-2]
     return {parts[3]: int(parts[0]) for parts in (row.split(None, 3) for row in rows)}
 
 
 def read_7z(path: Path, only: list[str] | None) -> dict[str, int]:
-    assert "Everything is Ok" in run(["7z", "t", str(path), *(only or [])])
+    assert "Everything is Ok" in run("7z", "t", str(path), *(only or []), timeout=SLOW)
     out = {}
-    for block in run(["7z", "l", "-slt", str(path)]).split("----------", 1)[1].split("\n\n"):
+    listing = run("7z", "l", "-slt", str(path), timeout=SLOW)
+    for block in listing.split("----------", 1)[1].split("\n\n"):
         fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
         if "Path" in fields:
             slash = "/" if fields.get("Folder") == "+" else ""
@@ -509,10 +490,10 @@ def read_7z(path: Path, only: list[str] | None) -> dict[str, int]:
 
 def read_bsdtar(path: Path, only: list[str] | None) -> dict[str, int]:
     if only is not None:  # read (and CRC-check) the named entries, found by their offsets
-        data = run(["bsdtar", "-xOf", str(path), *only])
+        data = run("bsdtar", "-xOf", str(path), *only, timeout=SLOW)
         assert data == "".join(f"small file {n}\n" for n in only)
     out = {}
-    for row in run(["bsdtar", "-tvf", str(path)]).splitlines():
+    for row in run("bsdtar", "-tvf", str(path), timeout=SLOW).splitlines():
         parts = row.split(None, 8)
         out[parts[8]] = int(parts[4])
     return out

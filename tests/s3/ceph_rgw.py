@@ -7,8 +7,8 @@ OSDs rather than hosts. Everything lives in one folder (config, mon and OSD data
 admin sockets, pid files); every daemon listens on 127.0.0.1 only, on free ports; nothing
 goes through systemd.
 
-Use it from pytest through the session fixture `ceph_rgw` (import it into the test module),
-or from a shell:
+Use it from pytest through the session fixture `ceph_rgw` (tests/s3/fixtures.py, loaded by
+tests/conftest.py), or from a shell:
 
     python tests/s3/ceph_rgw.py start DIR   # prints `export AWS_...` lines
     python tests/s3/ceph_rgw.py env DIR     # the same lines again
@@ -66,7 +66,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +78,9 @@ STATE = "cluster.json"
 START_TIMEOUT = 90.0  # seconds for the whole start, S3 answering included
 STOP_TIMEOUT = 10.0  # seconds a daemon gets after SIGTERM before SIGKILL
 STORE_ENV = "ZIPSERVE_CEPH_STORE"  # memstore (the default) or bluestore
+# Where `missing_binaries` looks for the programs above, instead of $PATH (e.g. an empty
+# folder, to see what a machine without Ceph does); the daemons themselves run from $PATH.
+SEARCH_ENV = "ZIPSERVE_CEPH_PATH"
 
 # The OSD's object store. memstore keeps objects in the OSD's memory (2 GiB at most): the
 # fastest to start and read. bluestore writes a sparse 10 GiB file in the OSD folder and keeps
@@ -196,7 +198,9 @@ class CephRgw:
 
 
 def missing_binaries() -> list[str]:
-    return [name for name in BINARIES if shutil.which(name) is None]
+    """Return the Ceph programs not found in $ZIPSERVE_CEPH_PATH (when set) or $PATH."""
+    where = os.environ.get(SEARCH_ENV) or None
+    return [name for name in BINARIES if shutil.which(name, path=where) is None]
 
 
 def start(directory: Path, *, store: str | None = None, die_with_parent: bool = False) -> CephRgw:
@@ -405,31 +409,6 @@ def _rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-# -- pytest -----------------------------------------------------------------------------------
-
-try:
-    import pytest
-except ImportError:  # run as a script by a Python without pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture(scope="session")
-    def ceph_rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
-        """A real S3 server for the session; fails (not skips) when Ceph is not installed."""
-        missing = missing_binaries()
-        if missing:
-            pytest.fail(f"S3 tests need Ceph's radosgw (no {', '.join(missing)}): {INSTALL_HINT}",
-                        pytrace=False)
-        directory = tmp_path_factory.mktemp("ceph")
-        cluster = start(directory, die_with_parent=True)
-        try:
-            yield cluster
-        finally:
-            stop(directory)
-            shutil.rmtree(directory / "osd", ignore_errors=True)  # memstore's data: logs stay
 
 
 # -- command line -----------------------------------------------------------------------------
