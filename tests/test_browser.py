@@ -217,6 +217,7 @@ def test_zip_download_is_a_resumable_get(page: Page, site: Server) -> None:
     tail = httpx.get(dl.url, headers={"Range": f"bytes={length - 22}-"})
     assert tail.status_code == 206
     assert tail.content.startswith(b"PK\x05\x06")  # the end of central directory record
+    assert tail.content == httpx.get(dl.url).content[length - 22:]
 
 
 def test_compressed_choice_deflates_the_zip(page: Page, tmp_path: Path) -> None:

@@ -186,16 +186,17 @@ def test_if_none_match_other_is_200(served_http: httpx.Client, cat: bytes) -> No
 
 @pytest.mark.parametrize(("since", "status"),
                          [(LAST_MODIFIED, 304), (LATER, 304), (EARLIER, 200)])
-def test_if_modified_since(http: httpx.Client, since: str, status: int) -> None:
+def test_if_modified_since(http: httpx.Client, sample: Site, since: str, status: int) -> None:
     r = get_cat(http, **{"If-Modified-Since": since})
     assert r.status_code == status
-    assert (r.content == b"") is (status == 304)
+    assert r.content == (b"" if status == 304 else (sample.root / CAT).read_bytes())
 
 
-def test_if_none_match_wins_over_if_modified_since(served_http: httpx.Client) -> None:
+def test_if_none_match_wins_over_if_modified_since(served_http: httpx.Client, cat: bytes) -> None:
     # RFC 9110 §13.1.3: If-Modified-Since is ignored when If-None-Match is present.
     r = get_cat(served_http, **{"If-None-Match": '"not-it"', "If-Modified-Since": LAST_MODIFIED})
     assert r.status_code == 200
+    assert r.content == cat
 
 
 def test_if_range_with_the_current_etag_is_206(served_http: httpx.Client, cat: bytes,
@@ -214,10 +215,12 @@ def test_if_range_with_another_or_weak_etag_is_the_whole_file(served_http: httpx
 
 
 @pytest.mark.parametrize(("date", "status"), [(LAST_MODIFIED, 206), (LATER, 200), (EARLIER, 200)])
-def test_if_range_date_must_equal_last_modified(http: httpx.Client, date: str,
+def test_if_range_date_must_equal_last_modified(http: httpx.Client, sample: Site, date: str,
                                                 status: int) -> None:
     r = get_cat(http, Range="bytes=10-19", **{"If-Range": date})
+    cat = (sample.root / CAT).read_bytes()
     assert r.status_code == status
+    assert r.content == (cat[10:20] if status == 206 else cat)
 
 
 # --- errors -----------------------------------------------------------------------------------
