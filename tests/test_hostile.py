@@ -45,7 +45,8 @@ from tests.helpers import Serve, Server, metrics, rss_mib, stop_server, wait_unt
 from zipserve.core.limits import Budget
 from zipserve.core.node import Node
 from zipserve.errors import Forbidden, SourceChanged
-from zipserve.sources.local.fs import Folders, Root
+from zipserve.sources.local.confine import Folders
+from zipserve.sources.local.source import Local
 
 MiB = 1 << 20
 BIG = 48 * MiB  # far more than socket buffers: a client that stops reading stays in flight
@@ -246,11 +247,11 @@ def test_symlink_swap_race_never_leaks_from_outside(race: Race, server_factory: 
 @pytest.mark.parametrize("outside_file", ["another file", "a hard link to the same file"])
 def test_file_swapped_between_stat_and_read_raises_source_changed(race: Race, outside_file: str,
                                                                   in_folder: bool) -> None:
-    # in-folder: as a body reads (fs.Folders), the folder checked once for all its files.
+    # in-folder: as a body reads (confine.Folders), the folder checked once for all its files.
     if outside_file != "another file":  # same inode: only the /proc check can tell
         (race.outside / "f").unlink()
         os.link(race.root / "dir" / "f", race.outside / "f")
-    root = Root(race.root)
+    root = Local(race.root)
     node = root.stat(("dir", "f"))
     swap(race)
     folders = Folders(root) if in_folder else None
@@ -264,7 +265,7 @@ def test_symlinked_file_read_in_its_folder_gets_the_full_check(race: Race) -> No
     """A symlink is never opened through a checked folder: inside, it is read; outside, refused."""
     (race.root / "inside-link").symlink_to("top.txt")
     (race.root / "outside-link").symlink_to(race.outside / race.secret_name)
-    root = Root(race.root)
+    root = Local(race.root)
     folders = Folders(root)
     inside = root.stat(("inside-link",))
     assert b"".join(root.read(inside, 0, inside.size, 1 << 16, folders)) == b"top\n"
@@ -278,7 +279,7 @@ def test_symlinked_file_read_in_its_folder_gets_the_full_check(race: Race) -> No
 
 
 def test_folder_swapped_between_stat_and_walk_lists_nothing_outside(race: Race) -> None:
-    root = Root(race.root)
+    root = Local(race.root)
     node = root.stat(("dir",))
     swap(race)
     with pytest.raises(Forbidden):
@@ -288,7 +289,7 @@ def test_folder_swapped_between_stat_and_walk_lists_nothing_outside(race: Race) 
 
 
 def test_folder_swapped_back_is_walked_again(race: Race) -> None:
-    root = Root(race.root)
+    root = Local(race.root)
     node = root.stat(("dir",))
     swap(race)
     swap(race)
