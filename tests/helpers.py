@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 import zstandard
 
 # Fixed times so archives of the sample tree are reproducible.
@@ -25,6 +27,8 @@ MTIME = 1_700_000_000
 TIMEOUT = 60
 # The environment command-line tools run in: UTF-8 names whatever the caller's locale.
 CLI_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
+
+CI_OFF = {"", "0", "false", "no"}  # values of $CI that do not mean "this is CI"
 
 _SAMPLE = re.compile(r'^(zipserve_\w+?)(?:\{outcome="(\w+)"\})? (\S+)$')
 
@@ -230,6 +234,20 @@ def unzstd(frame: bytes) -> bytes:
 
 
 # --- command-line tools ---------------------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """Return whether $CI says this run is CI (CI=true, as CI runners set it), where every test must run."""
+    return os.environ.get("CI", "").strip().lower() not in CI_OFF
+
+
+def need_tool(tool: str) -> None:
+    """Return if a command-line tool is installed; else skip the test, or fail it when in CI."""
+    if shutil.which(tool) is not None:
+        return
+    if in_ci():
+        pytest.fail(f"{tool} is not installed (CI is set: every test must run)", pytrace=False)
+    pytest.skip(f"{tool} is not installed")
 
 
 def try_run(*cmd: str | Path, cwd: Path | None = None, stdin: bytes | None = None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pyzipper  # type: ignore[import-untyped]
 from Cryptodome.Cipher import AES  # type: ignore[import-untyped]  # pyzipper's own dependency
 from Cryptodome.Util import Counter  # type: ignore[import-untyped]
 
+from tests.helpers import need_tool
 from tests.ziptools import DEFLATED, Member, aes_member, assemble
 from zipserve.encode import aes
 
@@ -113,11 +113,6 @@ def _extracted(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
-
-
 @pytest.fixture(params=[False, True], ids=["sized", "descriptor"])
 def archive(request: pytest.FixtureRequest, tree: Path, tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
     members, files = _members(tree, descriptor=request.param)
@@ -127,7 +122,7 @@ def archive(request: pytest.FixtureRequest, tree: Path, tmp_path: Path) -> tuple
 
 
 def test_7z_tests_and_extracts_byte_identical(archive: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
-    _need("7z")
+    need_tool("7z")
     path, files = archive
     subprocess.run(["7z", "t", "-p" + PASSWORD.decode(), str(path)], check=True, capture_output=True)
     out = tmp_path / "x7"
@@ -137,7 +132,7 @@ def test_7z_tests_and_extracts_byte_identical(archive: tuple[Path, dict[str, byt
 
 
 def test_7z_refuses_a_wrong_password(archive: tuple[Path, dict[str, bytes]]) -> None:
-    _need("7z")
+    need_tool("7z")
     path, _ = archive
     run = subprocess.run(["7z", "t", "-pwrong", str(path)], capture_output=True, text=True)
     assert run.returncode != 0
@@ -145,7 +140,7 @@ def test_7z_refuses_a_wrong_password(archive: tuple[Path, dict[str, bytes]]) -> 
 
 
 def test_bsdtar_extracts_byte_identical(archive: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
-    _need("bsdtar")
+    need_tool("bsdtar")
     path, files = archive
     out = tmp_path / "xb"
     out.mkdir()
@@ -155,7 +150,7 @@ def test_bsdtar_extracts_byte_identical(archive: tuple[Path, dict[str, bytes]], 
 
 
 def test_bsdtar_refuses_a_wrong_password(archive: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
-    _need("bsdtar")
+    need_tool("bsdtar")
     path, _ = archive
     out = tmp_path / "xw"
     out.mkdir()

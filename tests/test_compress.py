@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
 
+from tests.helpers import unzstd
 from zipserve.encode.compress import (
     DEFAULT_BLOCK,
     Crc,
@@ -442,11 +442,6 @@ def test_crc_matches_zlib_over_pieces(pieces: list[bytes]) -> None:
 def zstd_frame(data: bytes, level: int = 3, threads: int = 2) -> bytes:
     """Given data, return zstd_stream's whole frame of it."""
     return b"".join(zstd_stream(chunked(data, 10_000), level=level, threads=threads))
-
-
-def unzstd(frame: bytes) -> bytes:
-    """Given one zstd frame, return its content, read without a declared content size."""
-    return zstandard.ZstdDecompressor().decompressobj().decompress(frame)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -62,7 +62,8 @@ def log_lines(size: int, seed: int) -> bytes:
     return b"".join(lines)[:size]
 
 
-def noise(size: int, seed: int) -> bytes:
+def random_bytes(size: int, seed: int) -> bytes:
+    """Given a size and a seed, return that many reproducible random bytes."""
     return random.Random(seed).randbytes(size)
 
 
@@ -75,10 +76,10 @@ FILES: dict[str, bytes] = {
     "sizes/block.txt": log_lines(BLOCK, 2),
     "sizes/block+1.txt": log_lines(BLOCK + 1, 3),
     "text/big.txt": log_lines(3 * MIB + 12_345, 4),
-    "noise/random.bin": noise(2 * MIB, 5),
-    "noise/random.txt": noise(BLOCK + 40_000, 6),  # large: auto probes its first block
-    "noise/small-random.txt": noise(40_000, 7),  # small: auto probes the whole file
-    "media/photo.jpg": noise(200_000, 8),
+    "noise/random.bin": random_bytes(2 * MIB, 5),
+    "noise/random.txt": random_bytes(BLOCK + 40_000, 6),  # large: auto probes its first block
+    "noise/small-random.txt": random_bytes(40_000, 7),  # small: auto probes the whole file
+    "media/photo.jpg": random_bytes(200_000, 8),
 }
 FOLDERS = {"sizes", "text", "noise", "media"}
 # compression=auto: stored by type (.jpg), by size (under 128 bytes, empty), or because the
@@ -378,7 +379,7 @@ def sparse_tree(root: Path, count: int) -> Path:
     for i in range(count):
         with open(root / f"zeros{i}.bin", "wb") as f:
             os.truncate(f.fileno(), 512 * MIB)
-    (root / "noise.bin").write_bytes(noise(16 * MIB, 9))
+    (root / "noise.bin").write_bytes(random_bytes(16 * MIB, 9))
     return root
 
 

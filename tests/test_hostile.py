@@ -160,7 +160,7 @@ def readable_forms(target: str, body: bytes) -> bytes:
     """Given an answer's body (maybe cut short), return it plus everything it decompresses to."""
     forms = [body]
     if ".gz" in target:
-        forms.append(inflate(body, 31))
+        forms.append(inflate_partly(body, 31))
     elif ".zst" in target:
         with contextlib.suppress(zstandard.ZstdError):  # an error answer is JSON
             forms.append(zstandard.ZstdDecompressor().decompressobj().decompress(body))
@@ -169,7 +169,7 @@ def readable_forms(target: str, body: bytes) -> bytes:
     return b"".join(forms)
 
 
-def inflate(data: bytes, wbits: int) -> bytes:
+def inflate_partly(data: bytes, wbits: int) -> bytes:
     """Given deflate data (gzip with wbits 31, raw with -15), maybe cut, return what it gives."""
     try:
         return zlib.decompressobj(wbits).decompress(data)
@@ -186,7 +186,7 @@ def zip_payloads(body: bytes) -> list[bytes]:
         name_len, extra_len = struct.unpack_from("<HH", body, pos + 26)
         data = body[pos + 30 + name_len + extra_len:]
         if method == 8:
-            out.append(inflate(data, -15))
+            out.append(inflate_partly(data, -15))
         pos = body.find(b"PK\x03\x04", pos + 4)
     return out
 

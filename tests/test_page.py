@@ -77,7 +77,7 @@ class Doc(HTMLParser):
                         for k, v in attrs.items())]
 
 
-def page(client: TestClient, url: str) -> Doc:
+def load_page(client: TestClient, url: str) -> Doc:
     r = client.get(url)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "text/html; charset=utf-8"
@@ -106,30 +106,30 @@ def odd(tree: Path) -> Path:
 
 
 def test_root_page_is_html_titled_home(client):
-    doc = page(client, "/")
+    doc = load_page(client, "/")
     assert [h.text for h in doc.find("h1")] == ["Home"]
     assert doc.find("title")[0].text == "Home · zipserve"
 
 
 def test_browse_page_lists_the_folder(client):
-    assert [name for name, _ in rows(page(client, "/browse/docs/notes"))] == \
+    assert [name for name, _ in rows(load_page(client, "/browse/docs/notes"))] == \
         ["empty.txt", "long.txt"]
 
 
 def test_folders_come_first_then_files(client):
-    assert [name for name, _ in rows(page(client, "/"))] == \
+    assert [name for name, _ in rows(load_page(client, "/"))] == \
         ["a" * 120, "docs", "empty-folder", "photos", "top.txt"]
 
 
 def test_breadcrumbs_link_every_folder_above(client):
-    doc = page(client, "/browse/docs/notes")
+    doc = load_page(client, "/browse/docs/notes")
     assert crumbs(doc) == [("Home", "/"), ("docs", "/browse/docs"), ("notes", None)]
     assert [s.text for s in doc.find("span", within="ol.crumbs", aria_current="page")] == \
         ["notes"]
 
 
 def test_root_breadcrumb_is_only_home(client):
-    assert crumbs(page(client, "/")) == [("Home", None)]
+    assert crumbs(load_page(client, "/")) == [("Home", None)]
 
 
 @pytest.mark.parametrize(("size", "text"), [
@@ -142,26 +142,26 @@ def test_human_size(size, text):
 
 
 def test_listing_shows_human_sizes_with_exact_bytes_on_hover(client):
-    doc = page(client, "/browse/photos/2024")
+    doc = load_page(client, "/browse/photos/2024")
     cells = doc.find("td", class_="size")
     assert [(c.text, c.attrs.get("title")) for c in cells] == \
         [("200 KB", "200,000 bytes"), ("50 KB", "50,000 bytes")]
 
 
 def test_listing_shows_modified_dates_in_utc(client):
-    times = page(client, "/browse/docs").find("time")
+    times = load_page(client, "/browse/docs").find("time")
     assert {(t.text, t.attrs["datetime"]) for t in times} == \
         {("2023-11-14 22:13", "2023-11-14T22:13:20Z")}
 
 
 def test_folders_show_no_size(client):
-    doc = page(client, "/browse/docs")
+    doc = load_page(client, "/browse/docs")
     assert doc.find("td", class_="size")[0].text == "—"
     assert doc.find("input", value="docs/notes")[0].attrs["data-size"] == "0"
 
 
 def test_empty_folder_says_so(client):
-    doc = page(client, "/browse/empty-folder")
+    doc = load_page(client, "/browse/empty-folder")
     assert rows(doc) == []
     assert doc.find("td", class_="empty")[0].text == "This folder is empty."
 
@@ -188,12 +188,12 @@ def test_names_render_as_text(client, odd, name):
     ("/browse/odd", "<script>alert(2).txt", "/files/odd/%3Cscript%3Ealert%282%29.txt"),
 ])
 def test_links_are_percent_encoded_per_segment(client, odd, url, name, href):
-    assert dict(rows(page(client, url)))[name] == href
+    assert dict(rows(load_page(client, url)))[name] == href
 
 
 @pytest.mark.parametrize("url", ["/", "/browse/odd", "/browse/photos", "/browse/docs/notes"])
 def test_every_link_on_the_page_answers(client, odd, url):
-    doc = page(client, url)
+    doc = load_page(client, url)
     hrefs = [str(a.attrs["href"]) for a in doc.find("a")]
     hrefs += [str(e.attrs.get("href") or e.attrs.get("src")) for e in doc.find("link") +
               doc.find("script")]
@@ -203,12 +203,12 @@ def test_every_link_on_the_page_answers(client, odd, url):
 
 
 def test_odd_file_links_serve_their_own_bytes(client, odd):
-    served = {name: client.get(href).content for name, href in rows(page(client, "/browse/odd"))}
+    served = {name: client.get(href).content for name, href in rows(load_page(client, "/browse/odd"))}
     assert served == ODD
 
 
 def test_page_uses_no_external_assets(client):
-    doc = page(client, "/browse/docs")
+    doc = load_page(client, "/browse/docs")
     urls = [e.attrs.get("href") or e.attrs.get("src") for e in doc.elements
             if e.tag in ("link", "script", "img", "a")]
     assert urls and all(u.startswith(("/", "#", "data:")) and not u.startswith("//")
@@ -241,7 +241,7 @@ def test_head_of_the_page_answers_like_get(client):
 
 
 def test_form_posts_the_ticked_paths_to_archive(client):
-    doc = page(client, "/browse/docs")
+    doc = load_page(client, "/browse/docs")
     (form,) = doc.find("form")
     assert (form.attrs["method"], form.attrs["action"]) == ("post", "/archive")
     assert [i.attrs["value"] for i in doc.find("input", name="path", type="checkbox")] == \
@@ -249,13 +249,13 @@ def test_form_posts_the_ticked_paths_to_archive(client):
 
 
 def test_buttons_submit_zip_or_tar_gz(client):
-    buttons = page(client, "/").find("button", type="submit")
+    buttons = load_page(client, "/").find("button", type="submit")
     assert [(b.text, b.attrs["name"], b.attrs["value"]) for b in buttons] == \
         [("Download ZIP", "format", "zip"), ("Download .tar.gz", "format", "tar.gz")]
 
 
 def test_zip_is_stored_unless_compressed_is_chosen(client):
-    doc = page(client, "/")
+    doc = load_page(client, "/")
     options = doc.find("option", within="select.")
     assert doc.find("select")[0].attrs["name"] == "compression"
     assert [(o.attrs["value"], "selected" in o.attrs) for o in options] == \
@@ -263,13 +263,13 @@ def test_zip_is_stored_unless_compressed_is_chosen(client):
 
 
 def test_select_all_waits_for_javascript(client):
-    (box,) = page(client, "/").find("input", id="select-all")
+    (box,) = load_page(client, "/").find("input", id="select-all")
     assert "hidden" in box.attrs
 
 
 def form_post(client: TestClient, url: str, ticked: list[str], button: str) -> dict[str, object]:
     """Given a page, post its form as a browser without JavaScript would; return the answers."""
-    doc = page(client, url)
+    doc = load_page(client, url)
     (form,) = doc.find("form")
     values = [str(i.attrs["value"]) for i in doc.find("input", name="path")]
     assert set(ticked) <= set(values)
@@ -348,7 +348,7 @@ def test_paths_out_of_the_root_are_refused(client, url):
 
 
 @pytest.fixture
-def signed(tree: Path) -> TestClient:
+def signed_client(tree: Path) -> TestClient:
     """A server that only lets signed links in."""
     with TestClient(create_app(Settings(root=tree, crc_cache=None, secret=SECRET)),
                     follow_redirects=False) as c:
@@ -357,40 +357,40 @@ def signed(tree: Path) -> TestClient:
 
 def signed_page(client: TestClient, path: str) -> Doc:
     url = sign_url(SECRET, path, [], expires=int(time.time()) + 600)
-    return page(client, url)
+    return load_page(client, url)
 
 
-def test_signed_page_hands_out_signed_links_that_work(signed):
-    doc = signed_page(signed, "/browse/docs")
+def test_signed_page_hands_out_signed_links_that_work(signed_client):
+    doc = signed_page(signed_client, "/browse/docs")
     hrefs = [str(a.attrs["href"]) for a in doc.find("a", within="td.name")]
     hrefs += [str(doc.find("link", rel="stylesheet")[0].attrs["href"]),
               str(doc.find("script")[0].attrs["src"])]
     assert all("sig=" in h for h in hrefs)
-    assert {urlsplit(h).path: signed.get(h).status_code for h in hrefs} == {
+    assert {urlsplit(h).path: signed_client.get(h).status_code for h in hrefs} == {
         urlsplit(h).path: 200 for h in hrefs}
 
 
-def test_signed_page_form_downloads_with_a_signed_link(signed):
-    doc = signed_page(signed, "/browse/docs")
+def test_signed_page_form_downloads_with_a_signed_link(signed_client):
+    doc = signed_page(signed_client, "/browse/docs")
     action = str(doc.find("form")[0].attrs["action"])
-    posted = signed.post(action, data={"path": ["docs/readme.txt"], "format": "zip"})
+    posted = signed_client.post(action, data={"path": ["docs/readme.txt"], "format": "zip"})
     assert posted.status_code == 303
-    got = signed.get(posted.headers["location"])
+    got = signed_client.get(posted.headers["location"])
     assert got.status_code == 200
     with zipfile.ZipFile(io.BytesIO(got.content)) as z:
         assert z.namelist() == ["readme.txt"]
 
 
-def test_signed_page_links_nothing_above_its_folder(signed):
-    doc = signed_page(signed, "/browse/docs/notes")
+def test_signed_page_links_nothing_above_its_folder(signed_client):
+    doc = signed_page(signed_client, "/browse/docs/notes")
     assert crumbs(doc) == [("Home", None), ("docs", None), ("notes", None)]
 
 
-def test_signed_subfolder_keeps_the_grant_of_its_page(signed):
-    doc = signed_page(signed, "/browse/docs")
-    notes = signed.get(dict(rows(doc))["notes"])
+def test_signed_subfolder_keeps_the_grant_of_its_page(signed_client):
+    doc = signed_page(signed_client, "/browse/docs")
+    notes = signed_client.get(dict(rows(doc))["notes"])
     back = dict(crumbs(Doc(notes.text)))["docs"]
-    assert back is not None and signed.get(back).status_code == 200
+    assert back is not None and signed_client.get(back).status_code == 200
 
 
 # --- a listing from each source ----------------------------------------------------------------

@@ -35,7 +35,7 @@ ATTEMPTS = 4  # tries in all, as zipserve sets botocore up (standard mode)
 
 
 @pytest.fixture(scope="module")
-def bucket(s3: Any) -> tuple[str, dict[str, bytes]]:
+def three_files(s3: Any) -> tuple[str, dict[str, bytes]]:
     """A bucket with a folder of three files; the biggest spans several parts of 1 MiB."""
     name = new_bucket(s3)
     objects = {"d/a.txt": b"alpha\n" * 1000, "d/big.bin": os.urandom(3 * MiB + 12345),
@@ -46,13 +46,13 @@ def bucket(s3: Any) -> tuple[str, dict[str, bytes]]:
 
 
 @pytest.fixture
-def app_client(faults: FaultProxy, ceph_rgw: CephRgw,
-               bucket: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
+def proxied_app(faults: FaultProxy, ceph_rgw: CephRgw,
+               three_files: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
                ) -> Iterator[TestClient]:
     """The app in process, its store reached through the proxy (started while the proxy passes all)."""
     for key, value in ceph_rgw.env().items():
         monkeypatch.setenv(key, value)
-    app = create_app(Settings(root=f"s3://{bucket[0]}", crc_cache=None,
+    app = create_app(Settings(root=f"s3://{three_files[0]}", crc_cache=None,
                               source_options={"s3_endpoint": faults.url, "s3_part_size": MiB}))
     with TestClient(app) as client:
         faults.clear()
@@ -89,10 +89,10 @@ def first(count: int, action: str) -> Callable[[Seen], str]:
 
 @pytest.mark.parametrize("count", [1, ATTEMPTS - 1])
 def test_connections_reset_before_the_first_byte_are_retried(
-        app_client: TestClient, faults: FaultProxy, bucket: tuple[str, dict[str, bytes]],
+        proxied_app: TestClient, faults: FaultProxy, three_files: tuple[str, dict[str, bytes]],
         count: int) -> None:
     faults.reset_connections(count)
-    r = app_client.get("/api/list/d")
+    r = proxied_app.get("/api/list/d")
     assert r.status_code == 200
     assert {e["name"] for e in r.json()["entries"]} == {"a.txt", "big.bin", "c.bin"}
     assert faults.resets == count
@@ -100,13 +100,13 @@ def test_connections_reset_before_the_first_byte_are_retried(
 
 @pytest.mark.parametrize("count", [1, ATTEMPTS - 1])
 def test_slowdown_before_the_first_byte_is_retried_with_backoff(
-        app_client: TestClient, faults: FaultProxy, bucket: tuple[str, dict[str, bytes]],
+        proxied_app: TestClient, faults: FaultProxy, three_files: tuple[str, dict[str, bytes]],
         count: int) -> None:
     faults.rule = first(count, "slowdown")
-    r = app_client.get("/archive/d.zip?compression=store")
+    r = proxied_app.get("/archive/d.zip?compression=store")
     assert r.status_code == 200
     with zipfile.ZipFile(BytesIO(r.content)) as zf:
-        assert {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")} == bucket[1]
+        assert {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")} == three_files[1]
     seen = faults.requests()
     assert [s.action for s in seen[:count + 1]] == ["slowdown"] * count + ["pass"]
     # The same request, tried again by botocore's standard mode (which waits between tries).
@@ -119,9 +119,9 @@ def test_slowdown_before_the_first_byte_is_retried_with_backoff(
     ("reset", "the object store is unreachable (ConnectionClosedError); try again shortly"),
 ])
 def test_store_failing_every_attempt_before_the_first_byte_is_503_json(
-        app_client: TestClient, faults: FaultProxy, fault: str, message: str) -> None:
+        proxied_app: TestClient, faults: FaultProxy, fault: str, message: str) -> None:
     faults.rule = lambda s: fault
-    r = app_client.get("/archive/d.zip?compression=store")
+    r = proxied_app.get("/archive/d.zip?compression=store")
     assert r.status_code == 503
     assert r.headers["retry-after"]
     assert r.json()["error"] == {"code": "store_unavailable", "message": message}
@@ -150,13 +150,13 @@ def cut_once(key: str, byte_range: str, after: int) -> Callable[[Seen], Any]:
 @pytest.mark.parametrize("target", ["/archive/d.zip?compression=store", "/archive/d.tar",
                                     "/archive/d.tar.gz", "/files/d/big.bin"])
 def test_a_get_cut_mid_body_is_asked_again_for_the_rest_and_the_bytes_are_the_same(
-        app_client: TestClient, faults: FaultProxy, bucket: tuple[str, dict[str, bytes]],
+        proxied_app: TestClient, faults: FaultProxy, three_files: tuple[str, dict[str, bytes]],
         target: str) -> None:
-    reference = app_client.get(target)
+    reference = proxied_app.get(target)
     assert reference.status_code == 200
     faults.clear()
     faults.rule = cut_once("d/big.bin", BIG_PART_2, 300_000)
-    r = app_client.get(target)
+    r = proxied_app.get(target)
     assert r.status_code == 200
     assert r.content == reference.content
     gets = faults.requests(lambda s: s.method == "GET" and s.target.endswith("/d/big.bin"))
@@ -168,7 +168,7 @@ def test_a_get_cut_mid_body_is_asked_again_for_the_rest_and_the_bytes_are_the_sa
 
 
 def test_slowdown_on_a_data_get_is_retried_and_the_bytes_are_the_same(
-        app_client: TestClient, faults: FaultProxy, bucket: tuple[str, dict[str, bytes]]) -> None:
+        proxied_app: TestClient, faults: FaultProxy, three_files: tuple[str, dict[str, bytes]]) -> None:
     done = [0]
 
     def rule(seen: Seen) -> str:
@@ -177,9 +177,9 @@ def test_slowdown_on_a_data_get_is_retried_and_the_bytes_are_the_same(
             return "slowdown"
         return "pass"
     faults.rule = rule
-    r = app_client.get("/files/d/big.bin")
+    r = proxied_app.get("/files/d/big.bin")
     assert r.status_code == 200
-    assert r.content == bucket[1]["d/big.bin"]
+    assert r.content == three_files[1]["d/big.bin"]
     assert done[0] == 2
 
 

@@ -23,7 +23,7 @@ FILES = 50
 
 
 @pytest.fixture
-def bucket(s3: Any) -> str:
+def fleet_bucket(s3: Any) -> str:
     """A bucket with a folder of 50 files of 20-200 KB."""
     name = new_bucket(s3)
     rng = random.Random(5)
@@ -32,12 +32,12 @@ def bucket(s3: Any) -> str:
     return name
 
 
-def in_crc_area(bucket: str) -> Callable[[Seen], bool]:
-    return lambda s: s.target.startswith(f"/{bucket}/{CRC_PREFIX}")
+def in_crc_area(fleet_bucket: str) -> Callable[[Seen], bool]:
+    return lambda s: s.target.startswith(f"/{fleet_bucket}/{CRC_PREFIX}")
 
 
-def data_gets(bucket: str) -> Callable[[Seen], bool]:
-    return lambda s: s.method == "GET" and s.target.startswith(f"/{bucket}/v/")
+def data_gets(fleet_bucket: str) -> Callable[[Seen], bool]:
+    return lambda s: s.method == "GET" and s.target.startswith(f"/{fleet_bucket}/v/")
 
 
 def resume(svc: Service, start: int, whole: bytes) -> None:
@@ -56,11 +56,11 @@ def files_from(svc: Service, start: int) -> set[str]:
 
 
 def test_a_first_download_on_a_cold_fleet_asks_no_crc_and_writes_each_once(
-        bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
-    a = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
+        fleet_bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
+    a = services(f"s3://{fleet_bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
     body(a, ["v"], "zip", compression="store")
     a.root.crc_store.flush()  # type: ignore[union-attr]
-    asked = faults.requests(in_crc_area(bucket))
+    asked = faults.requests(in_crc_area(fleet_bucket))
     # Each file is read for its bytes anyway, which gives its CRC: asking first would only wait.
     assert [s for s in asked if s.method == "GET"] == []
     puts = [s.target.split("/")[3] for s in asked if s.method == "PUT"]
@@ -68,43 +68,43 @@ def test_a_first_download_on_a_cold_fleet_asks_no_crc_and_writes_each_once(
 
 
 def test_a_cold_server_resuming_at_90_percent_asks_the_store_once_for_crcs(
-        bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
-    a = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX)
+        fleet_bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
+    a = services(f"s3://{fleet_bucket}", s3_crc_prefix=CRC_PREFIX)
     whole = body(a, ["v"], "zip", compression="store")  # a complete download: every CRC known
     a.root.crc_store.flush()  # type: ignore[union-attr]
-    b = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
+    b = services(f"s3://{fleet_bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
     start = len(whole) * 9 // 10
     resume(b, start, whole)
-    asked = faults.requests(in_crc_area(bucket))
+    asked = faults.requests(in_crc_area(fleet_bucket))
     # The archive's object, asked at the central directory or found through the pointer
     # of the first file whose CRC the body looks up (then: one per-file GET before it).
     assert len(asked) <= 2 and {s.method for s in asked} == {"GET"}, asked
     assert [s.status for s in asked if s.target.split("/")[3] == "zip"] == [200]
-    assert {s.target.split("?")[0][len(bucket) + 2:]
-            for s in faults.requests(data_gets(bucket))} == files_from(b, start)
+    assert {s.target.split("?")[0][len(fleet_bucket) + 2:]
+            for s in faults.requests(data_gets(fleet_bucket))} == files_from(b, start)
 
 
 def test_a_cold_resume_without_an_archive_object_asks_file_by_file_then_writes_one(
-        bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
-    a = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX)
+        fleet_bucket: str, services: Callable[..., Service], faults: FaultProxy) -> None:
+    a = services(f"s3://{fleet_bucket}", s3_crc_prefix=CRC_PREFIX)
     plan = a.archive(["v"], "zip", compression="store")
     assert plan.total is not None
     half = plan.total // 2
     whole_first_half = body(a, ["v"], "zip", 0, half, compression="store")  # cut: no central dir
     a.root.crc_store.flush()  # type: ignore[union-attr]
-    b = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
+    b = services(f"s3://{fleet_bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
     rest = body(b, ["v"], "zip", half, compression="store")
     whole = whole_first_half + rest
     b.root.crc_store.flush()  # type: ignore[union-attr]
-    asked = faults.requests(in_crc_area(bucket))
+    asked = faults.requests(in_crc_area(fleet_bucket))
     before_cut = FILES - len(files_from(b, half))
     archive = [(s.method, s.status) for s in asked if s.target.split("/")[3] == "zip"]
     assert archive == [("GET", 404), ("PUT", 200)]  # not there yet, then written
     files_asked = [s for s in asked if s.method == "GET" and s.target.split("/")[3] != "zip"]
     assert len(files_asked) >= before_cut  # each CRC that A learned, file by file
     faults.clear()
-    c = services(f"s3://{bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
+    c = services(f"s3://{fleet_bucket}", s3_crc_prefix=CRC_PREFIX, s3_endpoint=faults.url)
     resume(c, len(whole) * 9 // 10, whole)
-    asked = faults.requests(in_crc_area(bucket))
+    asked = faults.requests(in_crc_area(fleet_bucket))
     assert len(asked) <= 2 and {s.method for s in asked} == {"GET"}, asked
 

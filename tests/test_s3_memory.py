@@ -31,7 +31,7 @@ SAMPLES, EVERY = 40, 0.25  # RSS samples while every client is reading
 
 
 @pytest.fixture(scope="module")
-def bucket(s3: Any) -> str:
+def mixed_bucket(s3: Any) -> str:
     """Big files (several parts), photo-sized ones (held whole when cold) and small ones."""
     name = new_bucket(s3)
     objects = {f"m/big{i}.bin": os.urandom(24 * MiB) for i in range(2)}
@@ -71,9 +71,9 @@ class SlowClient:
 
 @pytest.mark.parametrize("streams", [20, 50])
 def test_slow_clients_of_an_s3_stored_zip_keep_rss_under_100_mib_plus_5_per_stream(
-        bucket: str, ceph_rgw: CephRgw, server_factory: Callable[..., Server],
+        mixed_bucket: str, ceph_rgw: CephRgw, server_factory: Callable[..., Server],
         streams: int) -> None:
-    server = server_factory(f"s3://{bucket}", "--s3-endpoint", ceph_rgw.endpoint,
+    server = server_factory(f"s3://{mixed_bucket}", "--s3-endpoint", ceph_rgw.endpoint,
                             env=ceph_rgw.env())
     stop = threading.Event()
     clients: list[SlowClient] = []

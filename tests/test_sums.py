@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import need_tool
 from zipserve.core.formats.sums import SUMS_NAME, line, sums, sums_size
 from zipserve.sources.hashes import HashStore, Sha256s, StreamHash, beside
 
@@ -55,11 +55,6 @@ HOSTILE = ["plain.txt", "with space.txt", "back\\slash", "new\nline", "carriage\
            "sub/dir/deep.bin", "*star", "tab\there"]
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
-
-
 def _files(root: Path, names: list[str]) -> dict[str, bytes]:
     files = {}
     for i, name in enumerate(names):
@@ -72,7 +67,7 @@ def _files(root: Path, names: list[str]) -> dict[str, bytes]:
 
 
 def test_same_bytes_as_sha256sum_and_it_checks_them(tmp_path: Path) -> None:
-    _need("sha256sum")
+    need_tool("sha256sum")
     files = _files(tmp_path, HOSTILE)
     ours = sums((n, hashlib.sha256(d).digest()) for n, d in files.items())
     ordered = sorted(files, key=lambda n: n.encode())
@@ -93,8 +88,8 @@ def _archive(tree: Path, path: Path) -> None:
 
 @pytest.mark.parametrize("tool", ["unzip", "7z"])
 def test_sha256sum_checks_the_extracted_tree(tool: str, tree: Path, tmp_path: Path) -> None:
-    _need(tool)
-    _need("sha256sum")
+    need_tool(tool)
+    need_tool("sha256sum")
     archive, out = tmp_path / "sums.zip", tmp_path / "out"
     _archive(tree, archive)
     cmd = ["unzip", "-q", str(archive), "-d", str(out)] if tool == "unzip" else \

@@ -10,22 +10,18 @@ fails instead, since CI must run them all. `ceph_missing` is the check
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.helpers import Server, Site, build_tree
+from tests.helpers import Server, Site, build_tree, in_ci
 from tests.s3.ceph_rgw import INSTALL_HINT, CephRgw, missing_binaries, start, stop
 from tests.s3.fault_proxy import FaultProxy
 from tests.s3.support import new_bucket, s3_truth, upload_tree
 from zipserve.service import Service
 from zipserve.settings import Settings
-
-CI_OFF = {"", "0", "false", "no"}  # values of $CI that do not mean "this is CI"
-
 
 # --- the `ceph` marker ---------------------------------------------------------------------------
 
@@ -36,11 +32,6 @@ def ceph_missing() -> str | None:
     if not missing:
         return None
     return f"needs Ceph's radosgw (not found: {', '.join(missing)}); {INSTALL_HINT}"
-
-
-def in_ci() -> bool:
-    """Return whether $CI says this run is CI, where every test must run."""
-    return os.environ.get("CI", "").strip().lower() not in CI_OFF
 
 
 def require_ceph() -> None:
