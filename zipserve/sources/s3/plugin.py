@@ -6,8 +6,10 @@ import importlib.util
 
 from zipserve.errors import ConfigError
 from zipserve.sources.plugin import Options, Plugin, number, text
+from zipserve.sources.s3.client import make_client
+from zipserve.sources.s3.keys import parse_root
 from zipserve.sources.s3.options import CRC_PREFIX, ENDPOINT, PART_SIZE, READ_AHEAD
-from zipserve.sources.s3.source import S3Source, make_client, parse_root
+from zipserve.sources.s3.source import S3Source
 
 
 def check(root: str, options: Options) -> None:
