@@ -140,7 +140,7 @@ def row_of(node: Node, links: Links) -> Row:
                size=0 if is_dir else node.size,
                size_text="—" if is_dir else human_size(node.size),
                exact_size=f"{node.size:,} bytes" if not is_dir and node.size >= 1000 else "",
-               # 0: not known (an S3 folder without a marker object has no time of its own).
+               # 0: not known (a store's folder without a marker object has no time of its own).
                iso=when.isoformat().replace("+00:00", "Z") if node.mtime_ns else "",
                date_text=when.strftime("%Y-%m-%d %H:%M") if node.mtime_ns else "—")
 
