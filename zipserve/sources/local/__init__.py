@@ -1,0 +1,1 @@
+"""A local folder as a source: source.Local, opened by plugin.py."""
