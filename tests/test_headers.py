@@ -1,4 +1,4 @@
-"""Content-Disposition from hostile names: RELIABILITY.md's table, pure and through the server."""
+"""Content-Disposition from the hostile names of docs/hostile-inputs.md, pure and through the server."""
 
 from __future__ import annotations
 

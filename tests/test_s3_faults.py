@@ -2,7 +2,7 @@
 
 Before the first body byte (listings, stats), resets and 503 SlowDown are
 retried by botocore with backoff and the request succeeds, or, once the
-attempts are spent, is answered with the SPEC.md 503 JSON. After it, a ranged
+attempts are spent, is answered with the 503 JSON error. After it, a ranged
 GET whose body is cut is asked again for the missing bytes with the same
 If-Match and the archive comes out byte for byte; when that cannot work (the
 object was replaced, or the store keeps cutting) the connection is aborted,

@@ -1,6 +1,6 @@
 """Escaping the root: hostile paths sent raw to every input, and symlinks.
 
-Every payload of RELIABILITY.md "Escaping the root" goes byte for byte over a
+Every payload of docs/hostile-inputs.md ("Escaping the root") goes byte for byte over a
 socket (httpx and browsers would normalise `..` away) to each input: the URL
 path of /files/ and /archive/, `?path=`, the POST form, the POST JSON and the
 `?s=` token. Secrets with unique markers sit outside the served root (in its

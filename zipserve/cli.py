@@ -83,7 +83,7 @@ def make_settings(root: str, *, crc_cache: Path | None, no_crc_cache: bool,
 
 
 # Click would prefix a subcommand's variables with its name (ZIPSERVE_SERVE_MAX_FILES);
-# SPEC.md promises ZIPSERVE_<NAME>, so each command sets the prefix itself.
+# Users are promised ZIPSERVE_<NAME> for every option, so each command sets the prefix itself.
 ENV = {"auto_envvar_prefix": "ZIPSERVE"}
 
 

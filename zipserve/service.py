@@ -46,7 +46,7 @@ class Service:
         self.root.close()
 
     def file(self, raw: str) -> Node:
-        """Given a requested file path, return its Node; raise the SPEC.md errors."""
+        """Given a requested file path, return its Node; raise BadRequest, Forbidden, NotFound or TooLarge."""
         rel = parse_path(raw, max_bytes=self.settings.max_path_bytes)
         node = self.root.stat(rel)
         if node.kind != "file":
@@ -64,7 +64,7 @@ class Service:
 
     def archive(self, paths: list[str], fmt: str, *, compression: str | None = None,
                 level: str | None = None, name: str | None = None) -> plan.ArchivePlan:
-        """Given raw request fields, return the archive's plan; raise the SPEC.md errors."""
+        """Given raw request fields, return the plan; raise BadRequest, Forbidden, NotFound or TooLarge."""
         s = self.settings
         if len(paths) > s.max_paths:
             raise TooLarge(f"more than {s.max_paths} paths in one selection (--max-paths)")

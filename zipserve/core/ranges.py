@@ -258,7 +258,7 @@ def _range_decision(value: str, size: int) -> Decision:
         return Decision(200)  # §14.2: a server MAY ignore Range; we do when invalid
     if size == 0:
         # RFC 9110 §14.1.2 would make every range on an empty representation
-        # unsatisfiable (416). We send the empty 200 instead (RELIABILITY.md):
+        # unsatisfiable (416). We send the empty 200 instead, as nginx and Go do:
         # "curl -C -" or a player asking "bytes=0-" of an empty file gets the
         # empty file, not an error.
         return Decision(200)

@@ -25,7 +25,7 @@ def is_missing(exc: Exception) -> bool:
 
 
 def refusal(exc: Exception, shown: str) -> ZipserveError:
-    """Given a boto3 error met before the first byte, return the SPEC.md refusal it means.
+    """Given a boto3 error met before the first byte, return the refusal it means (404, 403, 502 or 503).
 
     botocore's standard retry mode has already retried what is transient
     (throttling, 5xx, resets, refused connections) with backoff: what comes
