@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import trees
+
 HERE = Path(__file__).resolve().parent.parent
 MTIME = 1_700_000_000
 
@@ -71,16 +73,10 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        base = tmp / "base"
-        subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", str(base), args.base],
-                       check=True, capture_output=True)
-        try:
+        with trees.revision(args.base, tmp / "base") as base:
             root = fixed_tree(tmp)
             theirs = pack_all(base, root, tmp / "cache-base")
             ours = pack_all(args.other, root, tmp / "cache-other")
-        finally:
-            subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(base)],
-                           check=False, capture_output=True)
     print(f"{'case':<32} {args.base[:12]:<14} {'this':<14} same")
     for name, _, _ in CASES:
         print(f"{name:<32} {theirs[name][:12]:<14} {ours[name][:12]:<14} "

@@ -69,15 +69,9 @@ def main() -> int:
                  trees.small_tree(args.dir, args.small_files).path]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        base = tmp / "base"
-        subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", str(base), args.base],
-                       check=True, capture_output=True)
-        try:
+        with trees.revision(args.base, tmp / "base") as base:
             for tree in tree_list:
                 run_tree(tree, {"base": base, "this": HERE}, tmp, args.rounds)
-        finally:
-            subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(base)],
-                           capture_output=True)
     return 0
 
 

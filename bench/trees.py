@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +197,16 @@ def warm(path: Path) -> int:
             while n := src.readinto(view):
                 total += n
     return total
+
+
+@contextmanager
+def revision(rev: str, dest: Path) -> Iterator[Path]:
+    """Given a git revision and a free path, check it out there for the block's length; yield the path."""
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(dest), rev],
+                   check=True, capture_output=True)
+    try:
+        yield dest
+    finally:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(dest)],
+                       capture_output=True)
