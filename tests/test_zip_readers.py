@@ -32,6 +32,8 @@ import pytest
 from isal.isal_zlib import crc32  # zlib's runs at 0.5 GiB/s: too slow for 12 GiB
 
 from tests.helpers import MTIME, Site, run
+from zipserve.core.formats.zip import FLAG_UTF8
+from zipserve.core.formats.zipextra import UnicodePath, parse_unicode_path
 from zipserve.service import Service
 from zipserve.settings import Settings
 
@@ -317,6 +319,40 @@ def test_small_archive_has_no_zip64_anywhere(tree_zip: Callable[[str], tuple[byt
     assert b"PK\x06\x06" not in data[z.cd_start:] and b"PK\x06\x07" not in data[z.cd_start:]
     for rec in z.central + z.local:
         assert ZIP64_ID not in rec.extra and rec.needed == 20, rec.name
+
+
+@pytest.mark.parametrize("compression", ["store", "auto", "deflate"])
+def test_non_ascii_names_carry_a_unicode_path_field_in_both_headers(
+        tree_zip: Callable[[str], tuple[bytes, Parsed]], compression: str) -> None:
+    z = tree_zip(compression)[1]
+    non_ascii = [rec for rec in z.central + z.local if not rec.name.isascii()]
+    assert len(non_ascii) == 2  # the sample tree's "photos/café über.txt", in both headers
+    for rec in z.central + z.local:
+        block = b"".join(struct.pack("<HH", k, len(v)) + v for k, v in rec.extra.items())
+        field = parse_unicode_path(block)
+        if rec.name.isascii():
+            assert field is None and rec.flags & FLAG_UTF8 == 0, rec.name
+        else:
+            assert rec.flags & FLAG_UTF8, rec.name
+            assert field == UnicodePath(1, zlib.crc32(rec.name.encode()), rec.name)
+
+
+@pytest.mark.parametrize("compression", ["store", "deflate"])
+def test_zip_with_unicode_path_fields_passes_unzip_7z_and_bsdtar(
+        sample: Site, tmp_path: Path, compression: str) -> None:
+    r = httpx.get(f"{sample.url}{ROOT_ZIP}&compression={compression}", timeout=SLOW)
+    assert r.status_code == 200
+    if compression == "store":
+        assert int(r.headers["content-length"]) == len(r.content)
+    path = tmp_path / "tree.zip"
+    path.write_bytes(r.content)
+    name = "photos/caf\u00e9 \u00fcber.txt"
+    assert "No errors detected" in run("unzip", "-t", str(path))
+    assert "Everything is Ok" in run("7z", "t", str(path))
+    assert name in run("bsdtar", "-tf", str(path)).splitlines()
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read(name) == (sample.root / name).read_bytes()
+
 
 
 # --- ZIP64 boundaries: archives written in process, read by four readers ----------------------

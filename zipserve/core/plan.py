@@ -20,7 +20,7 @@ from zipserve.core.selection import Options, Selection
 from zipserve.errors import BadRequest
 
 # Bump whenever the bytes written for the same plan change: it is part of every ETag.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 # Already compressed by their own format: deflating them again wastes CPU for nothing.
 COMPRESSED_SUFFIXES = frozenset("""

@@ -10,7 +10,9 @@ subclass rather than a copy of its writer:
 - ZIP64 fields only where a value reaches its sentinel (>= 0xFFFFFFFF, or
   >= 0xFFFF entries: APPNOTE 4.4.8, 4.4.21, 4.5.3);
 - the UTC mtime in an extended-timestamp field (0x5455) beside the DOS time,
-  which is itself written in UTC so every machine writes the same bytes.
+  which is itself written in UTC so every machine writes the same bytes;
+- a non-ASCII name carries the Info-ZIP Unicode Path field (0x7075, APPNOTE
+  4.6.9) after the timestamp, in both headers, beside the UTF-8 flag (bit 11).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 
 from zipstream.ng import ZipStreamInfo  # type: ignore[import-untyped]
 
+from zipserve.core.formats import zipextra
 from zipserve.core.formats.layout import Layout, Piece
 from zipserve.core.node import Entry
 
@@ -101,6 +104,7 @@ def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | No
     rec.header_offset = offset
     # Info-ZIP extended timestamp, mtime only: flags=1 then a 32-bit Unix time.
     rec.extra = struct.pack("<HHBI", 0x5455, 5, 1, min(max(seconds, 0), 0x7FFFFFFF))
+    rec.extra += _unicode_extra(rec.filename)
     if deflated and descriptor:
         rec.flag_bits |= FLAG_DATA_DESCRIPTOR
     return rec
@@ -136,6 +140,8 @@ def stored_local_header(entry: Entry, crc: int) -> bytes:
         return local_header(entry, crc)
     name, flags = _name_flags(entry)
     dosdate, dostime, extra = _times(entry)
+    if flags:
+        extra += _unicode_extra(_shown(entry))
     return _LOCAL.pack(b"PK\x03\x04", 20, 0, flags, zipfile.ZIP_STORED, dostime, dosdate, crc,
                        size, size, len(name), len(extra)) + name + extra
 
@@ -147,15 +153,27 @@ def stored_central_record(entry: Entry, crc: int, offset: int) -> bytes:
         return bytes(info(entry, crc, offset=offset).central_record())
     name, flags = _name_flags(entry)
     dosdate, dostime, extra = _times(entry)
+    if flags:
+        extra += _unicode_extra(_shown(entry))
     kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
     attr = (kind | entry.node.mode) << 16 | (MSDOS_DIRECTORY if entry.is_dir else 0)
     return _CENTRAL.pack(CENTRAL_DIR[1], 20, 3, 20, 0, flags, zipfile.ZIP_STORED, dostime, dosdate,
                          crc, size, size, len(name), len(extra), 0, 0, 0, attr, offset) + name + extra
 
 
+def _shown(entry: Entry) -> str:
+    """Given an entry, return its name as headers show it (folders end with "/")."""
+    return entry.name + "/" if entry.node.kind == "dir" else entry.name
+
+
+def _unicode_extra(name: str) -> bytes:
+    """Given a name as written, return its Unicode Path field, or nothing for an ASCII name."""
+    return zipextra.unicode_path(name) if zipextra.wants_unicode_path(name) else b""
+
+
 def _name_flags(entry: Entry) -> tuple[bytes, int]:
     """Given an entry, return its name as written and the general purpose flags that go with it."""
-    name = entry.name + "/" if entry.node.kind == "dir" else entry.name
+    name = _shown(entry)
     data = name.encode()
     return data, 0 if len(data) == len(name) else FLAG_UTF8  # as long: ASCII
 
@@ -211,14 +229,21 @@ ZIP64_SIZES = 20  # a local header's ZIP64 field: header, then both sizes
 def local_header_size(entry: Entry) -> int:
     """Given a stored entry, return len(local_header(entry, crc)) without rendering it (APPNOTE 4.3.7)."""
     zip64 = ZIP64_SIZES if entry.node.size >= ZIP64_LIMIT else 0
-    return 30 + _name_length(entry) + TIMESTAMP_EXTRA + zip64
+    return 30 + _name_length(entry) + TIMESTAMP_EXTRA + _unicode_size(entry) + zip64
 
 
 def central_record_size(entry: Entry, offset: int) -> int:
     """Given a stored entry and its offset, return the length of its central record (see central_record)."""
     fields = 2 if entry.node.size >= ZIP64_LIMIT or offset >= ZIP64_LIMIT else 0
     fields += offset >= ZIP64_LIMIT
-    return 46 + _name_length(entry) + TIMESTAMP_EXTRA + (4 + 8 * fields if fields else 0)
+    zip64 = 4 + 8 * fields if fields else 0
+    return 46 + _name_length(entry) + TIMESTAMP_EXTRA + _unicode_size(entry) + zip64
+
+
+def _unicode_size(entry: Entry) -> int:
+    """Given an entry, return the length of its Unicode Path field (0 for an ASCII name)."""
+    name = entry.name
+    return 0 if name.isascii() else zipextra.unicode_path_size(name) + entry.is_dir
 
 
 def _name_length(entry: Entry) -> int:
