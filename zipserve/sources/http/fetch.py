@@ -98,22 +98,30 @@ class Fetcher:
     def send(self, method: str, url: Url, headers: Mapping[str, str]) -> http.client.HTTPResponse:
         """Given an allowed Url, resolve and check its host, connect to a checked address, and send.
 
-        Raises Forbidden for a non-public address, OSError when no address connects.
+        Raises Forbidden for a non-public address; OSError or http.client.HTTPException from the
+        last address tried when none answers.
         """
         ips = self.policy.check_addresses(url, self.resolver(url))
         target = url.path + ("?" + url.query if url.query else "")
         sent = {"Host": url.netloc, "User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-                # One request a connection: the response owns the socket, and closing it ends both.
+                # One request a connection: closing the response closes its socket.
                 "Connection": "close", **headers}
-        error: OSError | None = None
+        error: OSError | http.client.HTTPException | None = None
         for ip in ips:
             conn = self.connection(url, ip)
             try:
                 conn.request(method, target, headers=sent)
-                return conn.getresponse()  # closing the response closes the connection
-            except OSError as exc:
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 error = exc
+                continue
+            if conn.sock is not None:
+                # The response's file keeps the socket open until the response is closed (as
+                # http.client does itself when the origin says Connection: close).
+                conn.sock.close()
+                conn.sock = None
+            return response
         assert error is not None
         raise error
 
