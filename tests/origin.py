@@ -12,7 +12,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import free_port, need_tool
+from tests.helpers import free_port, need_tool, run
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """Given a folder, write a certificate for 127.0.0.1 (an IP subjectAltName) and its key; return both."""
+    need_tool("openssl")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+    return cert, key
 
 CONFIG = """
 daemon off;
@@ -40,6 +49,7 @@ http {{
         listen 127.0.0.2:{port2};
         root {www};
     }}
+{tls_server}
 }}
 """
 
@@ -53,6 +63,7 @@ class Origin:
     port2: int
     log: Path
     process: subprocess.Popen[bytes]
+    tls_port: int = 0  # HTTPS on 127.0.0.1 when started with a certificate
 
     @property
     def base(self) -> str:
@@ -74,21 +85,35 @@ class Origin:
             lines = again
 
 
-def start_origin(tmp: Path, redirects: dict[str, str]) -> Origin:
-    """Given a temp folder and {exact path: Location} to answer with 302, start nginx; return it."""
+TLS_SERVER = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {www};
+    }}"""
+
+
+def start_origin(tmp: Path, redirects: dict[str, str], tls: tuple[Path, Path] | None = None) -> Origin:
+    """Given a temp folder, {exact path: Location} to answer with 302, and optionally a
+    (certificate, key) to serve HTTPS with too, start nginx; return it."""
     need_tool("nginx")
     www = tmp / "www"
     www.mkdir(exist_ok=True)
     port, port2 = free_port(), free_port()
     lines = "\n".join(f"        location = {path} {{ return 302 {target.format(port=port, port2=port2)}; }}"
                       for path, target in redirects.items())
+    tls_port = free_port() if tls else 0
+    tls_server = TLS_SERVER.format(port=tls_port, cert=tls[0], key=tls[1], www=www) if tls else ""
     conf = tmp / "nginx.conf"
-    conf.write_text(CONFIG.format(tmp=tmp, www=www, port=port, port2=port2, redirects=lines))
+    conf.write_text(CONFIG.format(tmp=tmp, www=www, port=port, port2=port2, redirects=lines,
+                                  tls_server=tls_server))
     process = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    origin = Origin(www, port, port2, tmp / "access.log", process)
+    origin = Origin(www, port, port2, tmp / "access.log", process, tls_port)
     deadline = time.monotonic() + 10
-    for address, p in (("127.0.0.1", port), ("127.0.0.2", port2)):
+    listening = [("127.0.0.1", port), ("127.0.0.2", port2)] + ([("127.0.0.1", tls_port)] if tls else [])
+    for address, p in listening:
         while True:
             try:
                 socket.create_connection((address, p), 0.5).close()

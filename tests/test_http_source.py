@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
 import pytest
 
-from tests.origin import Origin, start_origin, stop_origin
+from tests.origin import Origin, self_signed, start_origin, stop_origin
 from zipserve.core.urlpolicy import MAX_REDIRECTS, UrlPolicy
 from zipserve.errors import BadGateway, BadRequest, Forbidden, NotFound, SourceChanged
 from zipserve.sources.http.objects import HttpObjects
@@ -179,3 +180,42 @@ def test_a_read_is_one_ranged_get(origin: Origin, objects: HttpObjects) -> None:
     before = len(origin.settled())
     assert len(b"".join(objects.read(node, 10, 20))) == 10
     assert origin.settled()[before:] == ["127.0.0.1 GET /ok/a.bin 206"]
+
+
+@pytest.fixture(scope="module")
+def tls_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Origin, Path]]:
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = self_signed(tmp)
+    served = start_origin(tmp, {}, tls=(cert, key))
+    (served.www / "ok").mkdir()
+    (served.www / "ok/t.bin").write_bytes(random.Random(5).randbytes(100_000))
+    yield served, cert
+    stop_origin(served)
+
+
+def test_https_reads_with_the_certificate_checked(tls_origin: tuple[Origin, Path]) -> None:
+    served, cert = tls_origin
+    url = f"https://127.0.0.1:{served.tls_port}/ok/t.bin"
+    objects = HttpObjects(UrlPolicy.from_prefixes([f"https://127.0.0.1:{served.tls_port}/ok/"]),
+                          context=ssl.create_default_context(cafile=cert))
+    node = objects.stat(url)
+    assert b"".join(objects.read(node, 3, 90_000)) == (served.www / "ok/t.bin").read_bytes()[3:90_000]
+
+
+def test_https_refuses_an_untrusted_certificate(tls_origin: tuple[Origin, Path],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    served, _ = tls_origin
+    objects = HttpObjects(UrlPolicy.from_prefixes([f"https://127.0.0.1:{served.tls_port}/ok/"]),
+                          context=ssl.create_default_context(cafile=other_ca(served)))
+    before = served.settled()
+    with pytest.raises(BadGateway, match="CERTIFICATE_VERIFY_FAILED"):
+        objects.stat(f"https://127.0.0.1:{served.tls_port}/ok/t.bin")
+    assert served.settled() == before  # the TLS handshake failed: no request was sent
+    assert "asking again" not in caplog.text  # nor retried
+
+
+def other_ca(served: Origin) -> Path:
+    """Return a CA file holding a certificate other than the origin's (so it trusts nothing served)."""
+    folder = served.www.parent / "other"
+    folder.mkdir(exist_ok=True)
+    return self_signed(folder)[0]

@@ -18,6 +18,7 @@ import email.utils
 import http.client
 import logging
 import random
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -70,9 +71,9 @@ def conditions(validator: str) -> dict[str, str]:
 class HttpObjects:
     """Objects behind allowlisted http(s) URLs; a Node's path is its one checked URL."""
 
-    def __init__(self, policy: UrlPolicy, *, timeout: float = 10.0,
-                 resolver: Resolver = resolve) -> None:
-        self.fetcher = Fetcher(policy, timeout=timeout, resolver=resolver)
+    def __init__(self, policy: UrlPolicy, *, timeout: float = 10.0, resolver: Resolver = resolve,
+                 context: ssl.SSLContext | None = None) -> None:
+        self.fetcher = Fetcher(policy, timeout=timeout, resolver=resolver, context=context)
 
     def stat(self, raw: str) -> Node:
         """Given a URL, return its Node (path: the normalised URL, version: the validator).
@@ -98,11 +99,15 @@ class HttpObjects:
                 ) -> tuple[http.client.HTTPResponse, Url]:
         """Given a request, send it, retrying failures before the first byte; return (response, url).
 
-        Raises what Fetcher.request raises, and Unavailable once ATTEMPTS failed.
+        Raises what Fetcher.request raises, BadGateway for a certificate that fails
+        verification, and Unavailable once ATTEMPTS failed.
         """
         for failures in range(1, ATTEMPTS + 1):
             try:
                 response, url = self.fetcher.request(method, raw, headers)
+            except ssl.SSLCertVerificationError as exc:  # asking again would not change the answer
+                raise BadGateway(f"{shown_url(raw)}: origin's certificate refused ({exc.reason})"
+                                 ) from None
             except (OSError, http.client.HTTPException) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
