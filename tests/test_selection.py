@@ -299,3 +299,15 @@ def test_download_name_never_contains_a_path_separator(name: str) -> None:
     result = download_name(sel(()), "zip", name)
     assert "/" not in result
     assert "\\" not in result
+
+
+@pytest.mark.parametrize(("names", "expected"), [(None, "keep"), ("", "keep"), ("keep", "keep"),
+                                                 ("windows", "windows"), ("Windows", "windows")])
+def test_parse_options_names(names: str | None, expected: str) -> None:
+    assert parse_options("zip", None, None, default_level=1, names=names).names == expected
+
+
+@pytest.mark.parametrize("names", ["dos", "win", " windows"])
+def test_parse_options_refuses_unknown_names(names: str) -> None:
+    with pytest.raises(BadRequest, match="names must be one of: keep, windows"):
+        parse_options("zip", None, None, default_level=1, names=names)

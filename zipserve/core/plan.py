@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from zipserve.core import formats
 from zipserve.core.formats import Format
 from zipserve.core.formats.layout import Layout
 from zipserve.core.node import Entry, Node
 from zipserve.core.selection import Options, Selection
+from zipserve.core.winnames import windows_names
 from zipserve.errors import BadRequest
 
 # Bump whenever the bytes written for the same plan change: it is part of every ETag.
@@ -75,7 +76,11 @@ def wants_deflate(node: Node, name: str, compression: str) -> bool:
 
 
 def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) -> list[Entry]:
-    """Given walked nodes, return the entries: named, deduplicated, ordered by UTF-8 bytes."""
+    """Given walked nodes, return the entries: named, deduplicated, ordered by UTF-8 bytes.
+
+    Under ``names=windows`` every name is then made valid on Windows, without
+    two entries landing on one file (core/winnames.py).
+    """
     seen: dict[str, Entry] = {}
     per_entry = formats.get(options.format).deflate_per_entry
     for node in nodes:
@@ -83,6 +88,9 @@ def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) ->
         if not name or name in seen:
             continue  # the root itself is not an entry; no entry is written twice
         seen[name] = Entry(name, node, per_entry and wants_deflate(node, name, options.compression))
+    if options.names == "windows":
+        renamed = windows_names(sorted(seen))
+        seen = {renamed[name]: replace(e, name=renamed[name]) for name, e in seen.items()}
     # UTF-8 byte order is code point order: sorting the str sorts the bytes.
     return [seen[name] for name in sorted(seen)]
 
@@ -107,7 +115,7 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
 def etag_of(entries: Iterable[Entry], options: Options) -> str:
     """Given entries and options, return a strong ETag over everything that shapes the bytes."""
     h = hashlib.sha256(f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0"
-                       f"{options.compression}\0{options.level}\0".encode())
+                       f"{options.compression}\0{options.level}\0{options.names}\0".encode())
     lines = []
     for e in entries:
         n = e.node

@@ -14,6 +14,8 @@ from zipserve.core.node import RelPath
 from zipserve.errors import BadRequest, Forbidden
 
 COMPRESSIONS = ("auto", "store", "deflate")
+# Entry names as the tree has them, or made valid on Windows (see core/winnames.py).
+NAMES = ("keep", "windows")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DIGITS = re.compile(r"^[0-9]{1,9}$")
@@ -94,10 +96,11 @@ class Options:
     format: str = formats.DEFAULT  # a canonical name (see formats.FORMATS)
     compression: str = "auto"
     level: int = 1
+    names: str = "keep"  # one of NAMES
 
 
 def parse_options(fmt: str, compression: str | None, level: str | None,
-                  default_level: int) -> Options:
+                  default_level: int, names: str | None = None) -> Options:
     """Given raw option values, return Options; raise BadRequest for bad ones."""
     # ?format= and the POSTed format arrive raw ("tgz", "ZIP", "rar"): make it canonical here.
     fmt = parse_format(fmt)
@@ -110,7 +113,10 @@ def parse_options(fmt: str, compression: str | None, level: str | None,
         if not _DIGITS.match(level) or not 1 <= int(level) <= 9:
             raise BadRequest("level must be a whole number from 1 to 9")
         lvl = int(level)
-    return Options(format=fmt, compression=comp, level=lvl)
+    naming = (names or "keep").lower()
+    if naming not in NAMES:
+        raise BadRequest(f"names must be one of: {', '.join(NAMES)}")
+    return Options(format=fmt, compression=comp, level=lvl, names=naming)
 
 
 @dataclass(frozen=True)
