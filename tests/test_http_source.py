@@ -7,6 +7,7 @@ import os
 import random
 import ssl
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.origin import Origin, self_signed, start_origin, stop_origin
 from zipserve.core.urlpolicy import MAX_REDIRECTS, UrlPolicy
 from zipserve.errors import BadGateway, BadRequest, Forbidden, NotFound, SourceChanged
 from zipserve.sources.http.objects import HttpObjects
+from zipserve.sources.s3.read import AheadBudget
 
 MTIME = 1_700_000_000
 SIZES = {"ok/a.bin": 300_001, "ok/b.bin": 1000, "ok/empty.bin": 0, "ok/plain/c.bin": 70_000,
@@ -219,3 +221,20 @@ def other_ca(served: Origin) -> Path:
     folder = served.www.parent / "other"
     folder.mkdir(exist_ok=True)
     return self_signed(folder)[0]
+
+
+def test_prefetch_fetches_small_objects_ahead_of_the_body(origin: Origin, objects: HttpObjects) -> None:
+    nodes = [objects.stat(f"{origin.base}/{name}") for name in ("ok/a.bin", "ok/b.bin", "ok/plain/c.bin")]
+    spans = [(node, 0, node.size) for node in nodes]
+    before = len(origin.settled())
+    with ThreadPoolExecutor(2) as pool:
+        reader = objects.prefetch(spans, pool, AheadBudget(1 << 20).share(), largest=100_000)
+        try:
+            # a.bin is larger than `largest` (read in turn); b.bin and c.bin are fetched ahead.
+            fetched_ahead = sorted(origin.settled()[before:])
+            got = [b"".join(reader.read(node, lo, hi, 65536)) for node, lo, hi in spans]
+        finally:
+            reader.close()
+    assert fetched_ahead == ["127.0.0.1 GET /ok/b.bin 206", "127.0.0.1 GET /ok/plain/c.bin 206"]
+    assert got == [(origin.www / name).read_bytes() for name in ("ok/a.bin", "ok/b.bin", "ok/plain/c.bin")]
+    assert len(origin.settled()) - before == 3  # each object fetched once

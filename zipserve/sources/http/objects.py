@@ -20,11 +20,14 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 
 from zipserve.core.node import Node
 from zipserve.core.urlpolicy import Url, UrlPolicy, shown_url
 from zipserve.errors import BadGateway, NotFound, SourceChanged, Unavailable, ZipserveError
+from zipserve.sources.ahead import Ahead, Budgeted
+from zipserve.sources.base import Reader, Span
 from zipserve.sources.http.fetch import Fetcher, Resolver, resolve
 
 log = logging.getLogger("zipserve.http_source")
@@ -33,6 +36,7 @@ ATTEMPTS = 3  # requests that fail before their first byte
 BODY_ATTEMPTS = 3  # ranged GETs of one span whose body breaks off
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 FILE_MODE = 0o644
+WHOLE_READ = 1 << 20  # spans up to this size are fetched ahead in one request each
 BACKOFF = 0.1  # seconds before the first retry, doubled each time, with jitter
 
 
@@ -169,3 +173,16 @@ class HttpObjects:
             # RFC 9110 §13.1.5: a 200 to a ranged If-Range request means the validator no longer matches.
             raise SourceChanged(shown, "the object changed since the request was planned")
         raise SourceChanged(shown, f"the origin answered {status} to a ranged GET")
+
+    def fetch(self, node: Node, start: int, stop: int, chunk: int = 1 << 20) -> list[bytes]:
+        """Given a Node and a span, return all its bytes (for read-ahead); raise SourceChanged."""
+        return list(self.read(node, start, stop, chunk))
+
+    def prefetch(self, spans: Iterable[Span], pool: Executor, share: Budgeted, *,
+                 largest: int = WHOLE_READ, max_spans: int = 16) -> Reader:
+        """Given the spans a body will read, a pool and the body's share of a read-ahead budget,
+        return a Reader fetching spans up to `largest` bytes a window ahead (others read in turn)."""
+        return Ahead(self, spans, self.fetch, pool, largest=largest, max_spans=max_spans, share=share)
+
+    def close(self) -> None:
+        """Nothing to release: every request has a connection of its own, closed with its response."""
