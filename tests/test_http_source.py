@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.origin import Origin, self_signed, start_origin, stop_origin
-from zipserve.core.urlpolicy import MAX_REDIRECTS, UrlPolicy
+from zipserve.core.urlpolicy import MAX_REDIRECTS, Url, UrlPolicy
 from zipserve.errors import BadGateway, BadRequest, Forbidden, NotFound, SourceChanged
 from zipserve.sources.http.objects import HttpObjects
 from zipserve.sources.s3.read import AheadBudget
@@ -238,3 +238,21 @@ def test_prefetch_fetches_small_objects_ahead_of_the_body(origin: Origin, object
     assert fetched_ahead == ["127.0.0.1 GET /ok/b.bin 206", "127.0.0.1 GET /ok/plain/c.bin 206"]
     assert got == [(origin.www / name).read_bytes() for name in ("ok/a.bin", "ok/b.bin", "ok/plain/c.bin")]
     assert len(origin.settled()) - before == 3  # each object fetched once
+
+
+@pytest.mark.parametrize("answers", [["93.184.216.34", "127.0.0.1"], ["169.254.169.254"],
+                                     ["::ffff:127.0.0.1"], ["10.0.0.1", "93.184.216.34"]])
+def test_a_name_is_resolved_once_and_every_answer_checked(origin: Origin, answers: list[str]) -> None:
+    calls: list[str] = []
+
+    def resolver(url: Url) -> list[str]:
+        calls.append(url.host)
+        return answers
+
+    objects = HttpObjects(UrlPolicy.from_prefixes([f"http://origin.test:{origin.port}/ok/"]),
+                          resolver=resolver)
+    before = len(origin.settled())
+    with pytest.raises(Forbidden, match="non-public"):
+        objects.stat(f"http://origin.test:{origin.port}/ok/a.bin")
+    assert calls == ["origin.test"]  # one answer, judged whole: none left to a second lookup
+    assert len(origin.settled()) == before
