@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Serve
-from tests.helpers import need_tool, run
+from tests.helpers import Serve, need_tool, run
 
 # name in the tree -> name in the archive under names=windows (see core/winnames.py)
 HOSTILE = {

@@ -311,3 +311,17 @@ def test_parse_options_names(names: str | None, expected: str) -> None:
 def test_parse_options_refuses_unknown_names(names: str) -> None:
     with pytest.raises(BadRequest, match="names must be one of: keep, windows"):
         parse_options("zip", None, None, default_level=1, names=names)
+
+
+@pytest.mark.parametrize(("fmt", "checksums", "expected"), [
+    ("zip", None, "none"), ("zip", "sha256", "sha256"), ("zip", "SHA256", "sha256"),
+    ("tar", "none", "none"),
+])
+def test_parse_options_checksums(fmt: str, checksums: str | None, expected: str) -> None:
+    assert parse_options(fmt, None, None, default_level=1, checksums=checksums).checksums == expected
+
+
+@pytest.mark.parametrize(("fmt", "checksums"), [("zip", "md5"), ("tar", "sha256"), ("gz", "sha256")])
+def test_parse_options_refuses_checksums_it_cannot_serve(fmt: str, checksums: str) -> None:
+    with pytest.raises(BadRequest, match="checksums"):
+        parse_options(fmt, None, None, default_level=1, checksums=checksums)

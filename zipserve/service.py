@@ -64,12 +64,12 @@ class Service:
 
     def archive(self, paths: list[str], fmt: str, *, compression: str | None = None,
                 level: str | None = None, name: str | None = None,
-                names: str | None = None) -> plan.ArchivePlan:
+                names: str | None = None, checksums: str | None = None) -> plan.ArchivePlan:
         """Given raw request fields, return the plan; raise BadRequest, Forbidden, NotFound or TooLarge."""
         s = self.settings
         if len(paths) > s.max_paths:
             raise TooLarge(f"more than {s.max_paths} paths in one selection (--max-paths)")
-        options = parse_options(fmt, compression, level, s.level, names)
+        options = parse_options(fmt, compression, level, s.level, names, checksums)
         selection = make_selection([parse_path(p, max_bytes=s.max_path_bytes) for p in paths])
         budget = Budget(s.max_files, s.max_bytes, s.max_depth)
         nodes = list(self._walk(selection.paths, budget))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from zipserve.core import formats
 from zipserve.core.formats import Format
 from zipserve.core.formats.layout import Layout
+from zipserve.core.formats.sums import SUMS_NAME
 from zipserve.core.node import Entry, Node
 from zipserve.core.selection import Options, Selection
 from zipserve.core.winnames import windows_names
@@ -104,8 +105,12 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
     if fmt.one_file and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
         raise BadRequest(f"{fmt.name} holds exactly one file; use {fmt.folders_as} for a folder or a "
                          "selection")
-    sized = fmt.sized(entries)
-    layout = fmt.layout(entries)
+    sums = options.checksums != "none"
+    if sums and any(e.name == SUMS_NAME for e in entries):
+        raise BadRequest(f"the selection holds a {SUMS_NAME} of its own; leave out checksums=")
+    # SHA256SUMS is computed while the ZIP streams: such a ZIP is not sized.
+    sized = fmt.sized(entries) and not sums
+    layout = None if sums else fmt.layout(entries)
     newest = max((e.node.mtime_ns for e in entries), default=0) // 1_000_000_000
     return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
                        etag=etag_of(entries, options) if sized else None,
@@ -115,7 +120,8 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
 def etag_of(entries: Iterable[Entry], options: Options) -> str:
     """Given entries and options, return a strong ETag over everything that shapes the bytes."""
     h = hashlib.sha256(f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0"
-                       f"{options.compression}\0{options.level}\0{options.names}\0".encode())
+                       f"{options.compression}\0{options.level}\0{options.names}\0"
+                       f"{options.checksums}\0".encode())
     lines = []
     for e in entries:
         n = e.node

@@ -16,6 +16,8 @@ from zipserve.errors import BadRequest, Forbidden
 COMPRESSIONS = ("auto", "store", "deflate")
 # Entry names as the tree has them, or made valid on Windows (see core/winnames.py).
 NAMES = ("keep", "windows")
+# A SHA256SUMS entry appended (ZIP only for now: such a ZIP is streamed, not sized).
+CHECKSUMS = ("none", "sha256")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DIGITS = re.compile(r"^[0-9]{1,9}$")
@@ -97,10 +99,11 @@ class Options:
     compression: str = "auto"
     level: int = 1
     names: str = "keep"  # one of NAMES
+    checksums: str = "none"  # one of CHECKSUMS
 
 
-def parse_options(fmt: str, compression: str | None, level: str | None,
-                  default_level: int, names: str | None = None) -> Options:
+def parse_options(fmt: str, compression: str | None, level: str | None, default_level: int,
+                  names: str | None = None, checksums: str | None = None) -> Options:
     """Given raw option values, return Options; raise BadRequest for bad ones."""
     # ?format= and the POSTed format arrive raw ("tgz", "ZIP", "rar"): make it canonical here.
     fmt = parse_format(fmt)
@@ -116,7 +119,12 @@ def parse_options(fmt: str, compression: str | None, level: str | None,
     naming = (names or "keep").lower()
     if naming not in NAMES:
         raise BadRequest(f"names must be one of: {', '.join(NAMES)}")
-    return Options(format=fmt, compression=comp, level=lvl, names=naming)
+    sums = (checksums or "none").lower()
+    if sums not in CHECKSUMS:
+        raise BadRequest(f"checksums must be one of: {', '.join(CHECKSUMS)}")
+    if sums != "none" and fmt != "zip":
+        raise BadRequest("checksums=sha256 is served for zip only")
+    return Options(format=fmt, compression=comp, level=lvl, names=naming, checksums=sums)
 
 
 @dataclass(frozen=True)

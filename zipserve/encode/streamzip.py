@@ -6,16 +6,20 @@ and the window runs across entries, so the workers stay busy from one file to th
 Entries whose CRC and compressed size are known before their header (small ones, stored
 ones) carry them in the local header; only large deflated entries need a data descriptor
 (APPNOTE 4.3.9).  Offsets and central records are taken as each entry's turn comes.
+Under checksums=sha256 every file's data is hashed as it is sent, and a stored
+SHA256SUMS entry follows the last one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from zipserve.core.formats import zip
-from zipserve.core.node import Entry
+from zipserve.core.formats.sums import SUMS_NAME, sums
+from zipserve.core.node import Entry, Node
 from zipserve.core.selection import Options
 from zipserve.encode import compress
 from zipserve.encode.ordered import Item, Later, Task, in_order
@@ -68,6 +72,8 @@ class StreamedZip:
         self.auto = options.compression == "auto"
         self.records: list[bytes] = []
         self.pos = 0  # bytes sent so far
+        # Under checksums=sha256: every file's name -> SHA-256 of its data, taken as it is sent.
+        self.digests: dict[str, bytes] | None = {} if options.checksums == "sha256" else None
 
     def __iter__(self) -> Iterator[bytes]:
         # Small files are read whole: an object store fetches them a window ahead.
@@ -78,6 +84,8 @@ class StreamedZip:
                 yield chunk
         finally:
             reader.close()
+        if self.digests is not None:
+            yield from self._sums()
         cd = b"".join(self.records)
         yield cd
         yield zip.end_records(len(self.records), self.pos, len(cd))
@@ -108,6 +116,8 @@ class StreamedZip:
         def take(done: Small) -> tuple[bytes, bytes]:
             self.reads.learned(node, done.crc)
             body = done.deflated if done.deflated is not None else done.data
+            if self.digests is not None:
+                self.digests[entry.name] = hashlib.sha256(done.data).digest()
             compressed = len(body) if done.deflated is not None else None
             deflated = compressed is not None
             self.records.append(zip.info(entry, done.crc, deflated=deflated, compressed=compressed,
@@ -129,6 +139,8 @@ class StreamedZip:
         else:
             crc = self.reads.crc_of(node)
             chunks = self.reads.data(node, expected=crc)
+        if not entry.is_dir:
+            chunks = self._hashed(entry, chunks)
         place = Place()
         yield self._header(place, zip.local_header(entry, crc))
         yield from chunks
@@ -145,7 +157,8 @@ class StreamedZip:
             return
         crc, place = compress.Crc(), Place()
         yield self._header(place, zip.local_header(entry, 0, deflated=True))
-        yield from compress.deflate_items(itertools.chain([first], chunks), level=self.options.level,
+        data = self._hashed(entry, itertools.chain([first], chunks))
+        yield from compress.deflate_items(data, level=self.options.level,
                                           pool=self.reads.pool, crc=crc)
 
         def descriptor() -> tuple[bytes]:
@@ -158,6 +171,30 @@ class StreamedZip:
             return (zip.data_descriptor(crc.value, size, crc.size, zip.needs_zip64_descriptor(entry)),)
 
         yield Later(descriptor)
+
+    def _hashed(self, entry: Entry, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Given an entry's data chunks, yield them; under checksums, keep their SHA-256 once all went by."""
+        if self.digests is None:
+            yield from chunks
+            return
+        h = hashlib.sha256()
+        for chunk in chunks:
+            h.update(chunk)
+            yield chunk
+        self.digests[entry.name] = h.digest()
+
+    def _sums(self) -> Iterator[bytes]:
+        """Yield the stored SHA256SUMS entry (header, then data) and keep its central record."""
+        assert self.digests is not None
+        data = sums(self.digests.items())
+        newest = max((e.node.mtime_ns for e in self.entries), default=0)
+        node = Node((SUMS_NAME,), "file", len(data), newest, 0o644, 0, 0, 0)
+        entry, crc = Entry(SUMS_NAME, node), crc32(data)
+        self.records.append(zip.info(entry, crc, offset=self.pos).central_record())
+        header = zip.local_header(entry, crc)
+        self.pos += len(header) + len(data)
+        yield header
+        yield data
 
     def _header(self, place: Place, header: bytes) -> Later:
         """Given an entry's place and local header, return the item that sends it and sets the place."""

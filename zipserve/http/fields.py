@@ -26,7 +26,8 @@ def selection_fields(request: Request) -> dict[str, Any]:
         return normalise_fields(fields)
     return normalise_fields({"paths": q.getlist("path"), "format": q.get("format", "zip"),
                              "name": q.get("name"), "compression": q.get("compression"),
-                             "level": q.get("level"), "names": q.get("names")})
+                             "level": q.get("level"), "names": q.get("names"),
+                             "checksums": q.get("checksums")})
 
 
 async def posted_fields(request: Request, max_body: int) -> dict[str, Any]:
@@ -72,7 +73,7 @@ async def form_fields(request: Request, body: bytes) -> dict[str, Any]:
     return normalise_fields({"paths": [v for v in form.getlist("path") if isinstance(v, str)],
                              "format": form.get("format") or "zip", "name": form.get("name"),
                              "compression": form.get("compression"), "level": form.get("level"),
-                             "names": form.get("names")})
+                             "names": form.get("names"), "checksums": form.get("checksums")})
 
 
 def normalise_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def normalise_fields(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(fmt, str):
         raise BadRequest("format must be a string")
     out: dict[str, Any] = {"paths": paths, "format": fmt}
-    for key in ("name", "compression", "level", "names"):
+    for key in ("name", "compression", "level", "names", "checksums"):
         value = option(data.get(key))
         if value is not None:
             out[key] = value

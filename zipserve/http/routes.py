@@ -58,7 +58,7 @@ async def get_archive_path(target: str, request: Request) -> BodyResponse:
     path, fmt = split_extension(target, q.get("format"))
     service = service_of(request)
     plan = await plan_in_thread(service, [path], fmt, q.get("compression"), q.get("level"),
-                                q.get("name"), q.get("names"))
+                                q.get("name"), q.get("names"), q.get("checksums"))
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -68,7 +68,7 @@ async def get_archive(request: Request) -> BodyResponse:
     service = service_of(request)
     plan = await plan_in_thread(service, fields["paths"], fields["format"],
                                 fields.get("compression"), fields.get("level"), fields.get("name"),
-                                fields.get("names"))
+                                fields.get("names"), fields.get("checksums"))
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -79,7 +79,7 @@ async def post_archive(request: Request) -> Response:
     # Check the paths now so a bad selection is refused here, not after the redirect.
     await plan_in_thread(service, fields["paths"], fields["format"],
                          fields.get("compression"), fields.get("level"), fields.get("name"),
-                         fields.get("names"))
+                         fields.get("names"), fields.get("checksums"))
     return RedirectResponse(archive_location(request, fields, service.settings), status_code=303)
 
 
@@ -113,14 +113,16 @@ def archive_location(request: Request, fields: dict[str, Any], settings: Setting
 
 
 async def plan_in_thread(service: Service, paths: list[str], fmt: str, compression: Any,
-                         level: Any, name: Any, names: Any = None) -> ArchivePlan:
+                         level: Any, name: Any, names: Any = None,
+                         checksums: Any = None) -> ArchivePlan:
     """Given raw selection fields, return their plan, made in a worker thread.
 
     Walking a big tree must not stall the event loop. Raises what Service.archive raises.
     """
     def run() -> ArchivePlan:
         return service.archive(paths, fmt, compression=option(compression), level=option(level),
-                               name=option(name), names=option(names))
+                               name=option(name), names=option(names),
+                               checksums=option(checksums))
     return await anyio.to_thread.run_sync(run)
 
 
