@@ -14,6 +14,7 @@ import pytest
 
 from zipserve.core.urlpolicy import UrlPolicy
 from zipserve.errors import SourceChanged
+from zipserve.sources import resumed
 from zipserve.sources.http import objects as http_objects
 from zipserve.sources.http.objects import HttpObjects
 
@@ -87,7 +88,7 @@ def origin() -> Iterator[Origin]:
 
 @pytest.fixture()
 def objects(origin: Origin, monkeypatch: pytest.MonkeyPatch) -> HttpObjects:
-    monkeypatch.setattr(http_objects, "BACKOFF", 0.01)
+    monkeypatch.setattr(resumed, "BACKOFF", 0.01)
     return HttpObjects(UrlPolicy.from_prefixes([origin.url]), timeout=5.0)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import logging
-import random
 import ssl
 import time
 from collections.abc import Iterable, Iterator
@@ -29,20 +28,14 @@ from zipserve.errors import BadGateway, NotFound, SourceChanged, Unavailable, Zi
 from zipserve.sources.ahead import Ahead, Budgeted
 from zipserve.sources.base import Reader, Span
 from zipserve.sources.http.fetch import Fetcher, Resolver, resolve
+from zipserve.sources.resumed import BODY_ATTEMPTS, backoff, resumed
 
 log = logging.getLogger("zipserve.http_source")
 
 ATTEMPTS = 3  # requests that fail before their first byte
-BODY_ATTEMPTS = 3  # ranged GETs of one span whose body breaks off
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 FILE_MODE = 0o644
 WHOLE_READ = 1 << 20  # spans up to this size are fetched ahead in one request each
-BACKOFF = 0.1  # seconds before the first retry, doubled each time, with jitter
-
-
-def backoff(failures: int) -> float:
-    """Given how many attempts failed, return the seconds to wait before the next."""
-    return float(BACKOFF * 2 ** (failures - 1) * random.uniform(0.5, 1.0))
 
 
 def validator_of(response: http.client.HTTPResponse) -> str:
@@ -128,33 +121,22 @@ class HttpObjects:
         """Given a stat'ed Node and a byte span, yield its bytes in `chunk`-sized pieces; raise SourceChanged.
 
         Chunks are `chunk` bytes from `start` (the last may be shorter) whether
-        or not a body broke off and was asked again.
+        or not a body broke off and was asked again (see sources/resumed.py).
         """
-        sent = got = start
-        pieces: list[bytes] = []
-        failures = 0
-        while sent < stop:
-            response = self.open(node, got, stop)
-            try:
-                with response:
-                    while sent < stop:
-                        size = min(chunk, stop - sent)
-                        data = response.read(size - (got - sent))
-                        if not data:
-                            raise http.client.IncompleteRead(b"", stop - got)
-                        pieces.append(data)
-                        got += len(data)
-                        if got - sent == size:
-                            out = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-                            pieces, sent = [], got
-                            yield out
-            except (OSError, http.client.HTTPException) as exc:
-                failures += 1
-                if failures >= BODY_ATTEMPTS:
-                    raise SourceChanged(shown_url(node.shown), f"origin read failed ({exc})") from None
-                log.warning("%s: the origin's body broke off at byte %d (%s); asking again for"
-                            " bytes %d-%d", shown_url(node.shown), got, exc, got, stop - 1)
-                time.sleep(backoff(failures))
+        shown = shown_url(node.shown)
+
+        def short(got: int) -> Exception:
+            return http.client.IncompleteRead(b"", stop - got)
+
+        def on_break(failures: int, got: int, exc: Exception) -> None:
+            if failures >= BODY_ATTEMPTS:
+                raise SourceChanged(shown, f"origin read failed ({exc})") from None
+            log.warning("%s: the origin's body broke off at byte %d (%s); asking again for"
+                        " bytes %d-%d", shown, got, exc, got, stop - 1)
+            time.sleep(backoff(failures))
+
+        return resumed(lambda got: self.open(node, got, stop), start, stop, chunk,
+                       broken=(OSError, http.client.HTTPException), short=short, on_break=on_break)
 
     def open(self, node: Node, start: int, stop: int) -> http.client.HTTPResponse:
         """Given a Node and a span, return the response to a pinned ranged GET of it; raise SourceChanged."""

@@ -18,7 +18,6 @@ cuts the connection.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,12 +28,11 @@ from zipserve.core.node import Node
 from zipserve.errors import SourceChanged
 from zipserve.sources.ahead import Ahead
 from zipserve.sources.base import Reader, Span
+from zipserve.sources.resumed import BODY_ATTEMPTS, backoff, resumed
 from zipserve.sources.s3.errors import changed
 
 log = logging.getLogger("zipserve.s3")
 
-BODY_ATTEMPTS = 3  # GETs of one span whose body breaks off (botocore retries the requests themselves)
-BACKOFF = 0.1  # seconds before the first re-fetch, doubled each time, with jitter
 
 
 class AheadBudget:
@@ -92,11 +90,6 @@ class Share:
                 self.held = 0
 
 
-def backoff(failures: int) -> float:
-    """Given how many times a body broke off, return the seconds to wait before asking again."""
-    return float(BACKOFF * 2 ** (failures - 1) * random.uniform(0.5, 1.0))
-
-
 class Objects:
     """The bytes of planned objects under one bucket, each GET pinned to the planned ETag."""
 
@@ -109,37 +102,23 @@ class Objects:
     def stream(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
         """Given a planned file and a span, yield its bytes as they arrive; raise SourceChanged.
 
-        A body that breaks off is asked again from the first missing byte. Chunks
-        are `chunk` bytes from `start` (the last may be shorter) whether or not a
-        body broke off, so what is made of them (a compressed stream) is the same.
+        A body that breaks off is asked again from the first missing byte (see
+        sources/resumed.py), so the chunks are the same whether or not it did.
         """
         from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
 
-        sent = got = start  # bytes handed out; bytes received (the chunk being made between)
-        pieces: list[bytes] = []
-        failures = 0
-        while sent < stop:
-            body = self._open(node, got, stop)
-            try:
-                with body:
-                    while sent < stop:
-                        size = min(chunk, stop - sent)
-                        data = body.read(size - (got - sent))
-                        if not data:
-                            raise SourceChanged(node.shown, "shorter than planned")
-                        pieces.append(data)
-                        got += len(data)
-                        if got - sent == size:
-                            out = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-                            pieces, sent = [], got
-                            yield out
-            except (BotoCoreError, OSError) as exc:
-                failures += 1
-                if failures >= BODY_ATTEMPTS:
-                    raise SourceChanged(node.shown, f"object store read failed ({exc})") from None
-                log.warning("%s: the store's body broke off at byte %d (%s); asking again for"
-                            " bytes %d-%d", node.shown, got, exc, got, stop - 1)
-                time.sleep(backoff(failures))
+        def short(got: int) -> Exception:
+            return SourceChanged(node.shown, "shorter than planned")
+
+        def on_break(failures: int, got: int, exc: Exception) -> None:
+            if failures >= BODY_ATTEMPTS:
+                raise SourceChanged(node.shown, f"object store read failed ({exc})") from None
+            log.warning("%s: the store's body broke off at byte %d (%s); asking again for"
+                        " bytes %d-%d", node.shown, got, exc, got, stop - 1)
+            time.sleep(backoff(failures))
+
+        return resumed(lambda got: self._open(node, got, stop), start, stop, chunk,
+                       broken=(BotoCoreError, OSError), short=short, on_break=on_break)
 
     def _open(self, node: Node, start: int, stop: int) -> Any:
         """Given a planned file and a span, return the body of a ranged GET of it; raise SourceChanged."""
