@@ -16,8 +16,8 @@ import pytest
 from tests.origin import Origin, self_signed, start_origin, stop_origin
 from zipserve.core.urlpolicy import MAX_REDIRECTS, Url, UrlPolicy
 from zipserve.errors import BadGateway, BadRequest, Forbidden, NotFound, SourceChanged
+from zipserve.sources.ahead import AheadBudget
 from zipserve.sources.http.objects import HttpObjects
-from zipserve.sources.s3.read import AheadBudget
 
 MTIME = 1_700_000_000
 SIZES = {"ok/a.bin": 300_001, "ok/b.bin": 1000, "ok/empty.bin": 0, "ok/plain/c.bin": 70_000,

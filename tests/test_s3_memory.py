@@ -22,7 +22,7 @@ import pytest
 from tests.helpers import Server, metrics, rss_mib, wait_until
 from tests.s3.ceph_rgw import CephRgw
 from tests.s3.support import new_bucket, put_all
-from zipserve.sources.s3.read import AheadBudget
+from zipserve.sources.ahead import AheadBudget
 
 MiB = 1 << 20
 TARGET = "/archive/m.zip?compression=store"

@@ -7,6 +7,7 @@ body asks, within the body's share of a per-process memory budget.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Protocol
@@ -88,3 +89,58 @@ class Ahead:
         self._todo = iter(())
         self._next = None
         self.share.close()
+
+
+class AheadBudget:
+    """Bytes fetched ahead of the bodies of one process and not yet taken: at most `total` in all."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used, self.readers = total, 0, 0
+        self.lock = threading.Lock()
+
+    def share(self) -> Share:
+        """Return a new reader's part of the budget (an even split between the readers asking)."""
+        return Share(self)
+
+
+class Share:
+    """One reader's part of an AheadBudget: take before fetching ahead, give back once taken.
+
+    A reader joins the split when it first asks, so one that never reads ahead
+    (a body of big files has a Reader for its small spans too) halves no one's part.
+    """
+
+    def __init__(self, budget: AheadBudget) -> None:
+        self.budget, self.held = budget, 0
+        self.joined = self.closed = False
+
+    def take(self, size: int) -> bool:
+        """Given a span's size, reserve it and return True, or False when over the share or the budget."""
+        b = self.budget
+        with b.lock:
+            if self.closed:
+                return False
+            if not self.joined:
+                self.joined = True
+                b.readers += 1
+            fair = b.total // b.readers
+            if self.held + size > fair or b.used + size > b.total:
+                return False
+            self.held += size
+            b.used += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self.budget.lock:
+            size = min(size, self.held)
+            self.held -= size
+            self.budget.used -= size
+
+    def close(self) -> None:
+        """Give back everything held and leave the split (idempotent)."""
+        with self.budget.lock:
+            if not self.closed:
+                self.closed = True
+                self.budget.used -= self.held
+                self.budget.readers -= 1 if self.joined else 0
+                self.held = 0
