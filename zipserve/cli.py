@@ -42,6 +42,10 @@ def common_options(f: Any) -> Any:
                      help="CRC cache file (default: ~/.cache/zipserve/crc.sqlite3)."),
         click.option("--no-crc-cache", is_flag=True, help="Keep CRCs in memory only."),
         click.option("--chunk-size", type=int, default=1 << 20, show_default=True),
+        click.option("--allow-url", "allow_url", multiple=True, metavar="PREFIX",
+                     help="Let manifests name http(s) URLs under PREFIX (repeatable; none by"
+                          " default). Its host's addresses must be public unless PREFIX names"
+                          " the address itself."),
     ]):
         f = opt(f)
     return f
@@ -211,25 +215,28 @@ def app_from_env() -> Any:
 
 @main.command(context_settings=ENV)
 @click.argument("root")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", default="zip", show_default=True)
 @click.option("--compression", default="auto", show_default=True)
 @click.option("--name", default=None)
+@click.option("--manifest", "manifest_file", type=click.File("rb"), default=None,
+              help="Write the archive of this manifest (JSON; - for stdin) instead of PATHS.")
 @click.option("-o", "--output", default="-", help="File to write, or - for stdout.")
 @common_options
 def pack(root: str, paths: tuple[str, ...], fmt: str, compression: str, name: str | None,
-         output: str, **options: Any) -> None:
-    """Write the archive the server would stream for PATHS under ROOT."""
+         manifest_file: BinaryIO | None, output: str, **options: Any) -> None:
+    """Write the archive the server would stream for PATHS under ROOT, or for a --manifest."""
     from zipserve.service import Service
 
+    if bool(paths) == (manifest_file is not None):
+        raise click.UsageError("give PATHS or --manifest FILE, not both")
     service = Service(make_settings(root, **options))
     tune_gc()
     try:
-        plan = service.archive(list(paths), fmt, compression=compression,
-                               level=str(options["level"]), name=name)
+        plan, encoder = pack_plan(service, list(paths), fmt, compression, name, manifest_file)
         out = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
         try:
-            write(service.encoder.body(plan), out, plan.total, show=sys.stderr.isatty())
+            write(encoder.body(plan), out, plan.total, show=sys.stderr.isatty())
         finally:
             if out is not sys.stdout.buffer:
                 out.close()
@@ -237,6 +244,18 @@ def pack(root: str, paths: tuple[str, ...], fmt: str, compression: str, name: st
         raise click.ClickException(exc.message) from None
     finally:
         service.close()
+
+
+def pack_plan(service: Any, paths: list[str], fmt: str, compression: str, name: str | None,
+              manifest_file: BinaryIO | None) -> tuple[Any, Any]:
+    """Given pack's arguments, return the plan and the encoder that writes it; raise ZipserveError."""
+    if manifest_file is None:
+        return service.archive(paths, fmt, compression=compression,
+                               level=str(service.settings.level), name=name), service.encoder
+    from zipserve.core.manifest import load_manifest
+
+    manifest = load_manifest(manifest_file.read(), max_entries=service.settings.max_files)
+    return service.manifest(manifest).plan, service.manifest_encoder
 
 
 def write(chunks: Any, out: BinaryIO, total: int | None, *, show: bool) -> int:

@@ -18,9 +18,9 @@ class ZipserveError(Exception):
         """Return extra response headers this error needs."""
         return {}
 
-    def body(self) -> dict[str, dict[str, str]]:
+    def body(self) -> dict[str, dict[str, object]]:
         """Return the JSON error body: {"error": {"code", "message", "path"?}}."""
-        error = {"code": self.code, "message": self.message}
+        error: dict[str, object] = {"code": self.code, "message": self.message}
         if self.path is not None:
             error["path"] = self.path
         return {"error": error}
@@ -47,6 +47,22 @@ class Forbidden(ZipserveError):
 class NotFound(ZipserveError):
     status = 404
     code = "not_found"
+
+
+class Missing(NotFound):
+    """A manifest's entries (under missing=fail) whose sources are not there, all named at once."""
+
+    code = "missing"
+
+    def __init__(self, message: str, *, missing: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+    def body(self) -> dict[str, dict[str, object]]:
+        """Return the JSON error body, with "missing": [{"entry", "name", "source", "why"}, ...]."""
+        out = super().body()
+        out["error"]["missing"] = self.missing
+        return out
 
 
 class PreconditionFailed(ZipserveError):

@@ -7,11 +7,12 @@ file Node. Knows nothing of HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from zipserve import sources
 from zipserve.core import plan
 from zipserve.core.limits import Budget
+from zipserve.core.manifest import Manifest
 from zipserve.core.node import Node
 from zipserve.core.selection import (
     download_name,
@@ -19,12 +20,31 @@ from zipserve.core.selection import (
     parse_options,
     parse_path,
 )
+from zipserve.core.urlpolicy import UrlPolicy
 from zipserve.encode import compress
 from zipserve.encode.encoder import Encoder
 from zipserve.errors import BadRequest, TooLarge
+from zipserve.manifests import ManifestPlan, plan_manifest
 from zipserve.settings import Settings
-from zipserve.sources.base import SharesCrcs
+from zipserve.sources.base import SharesCrcs, Source
 from zipserve.sources.crc import CrcCache, Crcs
+from zipserve.sources.http.objects import HttpObjects
+from zipserve.sources.mixed import mixed
+
+
+def url_policy(settings: Settings) -> UrlPolicy | None:
+    """Given settings, return the policy for manifests' URLs, or None when no URL is allowed."""
+    return UrlPolicy.from_prefixes(settings.allow_url) if settings.allow_url else None
+
+
+def bucket_opener(settings: Settings) -> Callable[[str], Source] | None:
+    """Given settings, return what opens a bucket of the configured S3 store, or None.
+
+    A store is configured when the root is in one, or --s3-endpoint names one.
+    """
+    if str(settings.root).startswith("s3://") or settings.source_options.get("s3_endpoint"):
+        return lambda bucket: sources.open_source(f"s3://{bucket}", settings.source_options)
+    return None
 
 
 class Service:
@@ -34,15 +54,22 @@ class Service:
         self.settings = settings
         # Whichever source the root names: nothing below cares.
         self.root = sources.open_source(settings.root, settings.source_options)
+        # A manifest's files may also lie in the S3 store's buckets or behind allowed URLs:
+        # its bodies read through `mixed`, whose keys for the root's files are the root's own.
+        self.mixed = mixed(self.root, open_bucket=bucket_opener(settings),
+                           urls=HttpObjects(policy) if (policy := url_policy(settings)) else None)
         shared = self.root.crc_store if isinstance(self.root, SharesCrcs) else None
-        self.cache = CrcCache(settings.crc_cache, key_of=self.root.crc_key, shared=shared)
+        self.cache = CrcCache(settings.crc_cache, key_of=self.mixed.crc_key, shared=shared)
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
         self.pool = compress.Pool(settings.compress_workers)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
+        self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
+                                        self.pool, settings.chunk_size)
 
     def close(self) -> None:
         self.pool.close()
         self.cache.close()
+        self.mixed.close()
         self.root.close()
 
     def file(self, raw: str) -> Node:
@@ -75,6 +102,12 @@ class Service:
         nodes = list(self._walk(selection.paths, budget))
         filename = download_name(selection, options.format, name)
         return plan.build(selection, nodes, options, filename)
+
+    def manifest(self, manifest: Manifest) -> ManifestPlan:
+        """Given a validated manifest, stat its sources and return its plan; raise as plan_manifest."""
+        s = self.settings
+        return plan_manifest(manifest, self.mixed, Budget(s.max_files, s.max_bytes, s.max_depth),
+                             s.level)
 
     def _walk(self, paths: tuple[tuple[str, ...], ...], budget: Budget) -> Iterator[Node]:
         tops = [self.root.stat(p) for p in paths]  # every path is checked before any walk

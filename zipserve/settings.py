@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zipserve import sources
+from zipserve.core.urlpolicy import UrlPolicy
 from zipserve.errors import ConfigError
 
 MiB = 1 << 20
@@ -49,6 +50,8 @@ class Settings:
     # CRC cache: None turns it off.
     crc_cache: Path | None = field(default_factory=default_crc_cache)
     max_expires: int = 7 * 24 * 3600
+    # URL prefixes a manifest's entries may be fetched from (--allow-url); none: no URL is.
+    allow_url: tuple[str, ...] = ()
     # The source's own settings by option name: each source declares its options, their
     # defaults and checks (see zipserve.sources); a name no source declares is refused.
     source_options: Mapping[str, object] = field(default_factory=dict)
@@ -57,12 +60,14 @@ class Settings:
         root = sources.root_of(self.root)
         object.__setattr__(self, "root", root.resolve() if isinstance(root, Path) else root)
         object.__setattr__(self, "source_options", dict(self.source_options))
+        object.__setattr__(self, "allow_url", tuple(self.allow_url))
         check(self)
 
 
 def check(settings: Settings) -> None:
     """Given settings, raise ConfigError naming the first one that cannot work."""
     sources.check(settings.root, settings.source_options)
+    UrlPolicy.from_prefixes(settings.allow_url)
     if not 1 <= settings.level <= 9:
         raise ConfigError("level must be 1..9")
     if settings.chunk_size < 4096:

@@ -25,6 +25,14 @@ class Node:
     # The object store's ETag of this version ("" on disk): reads send it as If-Match,
     # and it is part of every ETag built on the node.
     version: str = ""
+    # Where a manifest's node comes from (see sources/mixed.py): "" the served root,
+    # "s3://BUCKET" an object of the configured store, "http" an allowlisted URL (path:
+    # the URL), "inline" bytes the server made itself (held in `inline`).
+    origin: str = ""
+    # A manifest's crc32 for a remote file (-1: none): it plans a stored ZIP's headers
+    # without reading the file first; the bytes read must agree or the stream is cut.
+    claimed_crc: int = -1
+    inline: bytes = b""
 
     @property
     def shown(self) -> str:
@@ -39,6 +47,14 @@ class Entry:
     name: str  # "/"-separated, no trailing slash, never empty
     node: Node
     deflate: bool = False  # ZIP: deflate this entry (or, under auto, try to)
+    # The time its header shows, when a manifest gives one (-1: the node's own, which
+    # reads still compare with the file's to see that it did not change).
+    shown_mtime_ns: int = -1
+
+    @property
+    def mtime_ns(self) -> int:
+        """Return the modification time the archive shows for this entry."""
+        return self.node.mtime_ns if self.shown_mtime_ns < 0 else self.shown_mtime_ns
 
     @property
     def is_dir(self) -> bool:

@@ -96,6 +96,21 @@ def entries_of(selection: Selection, nodes: Iterable[Node], options: Options) ->
     return [seen[name] for name in sorted(seen)]
 
 
+def named_entries(named: Iterable[tuple[str, Node]], options: Options) -> list[Entry]:
+    """Given names and nodes in the order an application chose (a manifest), return the entries.
+
+    The names are already checked and distinct (core/manifest.py); under
+    ``names=windows`` they are made valid on Windows, order kept.
+    """
+    per_entry = formats.get(options.format).deflate_per_entry
+    entries = [Entry(name, node, per_entry and wants_deflate(node, name, options.compression))
+               for name, node in named]
+    if options.names == "windows":
+        renamed = windows_names([e.name for e in entries])
+        entries = [replace(e, name=renamed[e.name]) for e in entries]
+    return entries
+
+
 def build(selection: Selection, nodes: Iterable[Node], options: Options,
           filename: str) -> ArchivePlan:
     """Given a selection, its walked nodes and options, return the ArchivePlan; raise BadRequest."""
@@ -105,13 +120,19 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
     if fmt.one_file and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
         raise BadRequest(f"{fmt.name} holds exactly one file; use {fmt.folders_as} for a folder or a "
                          "selection")
+    return arrange(entries, options, filename)
+
+
+def arrange(entries: list[Entry], options: Options, filename: str) -> ArchivePlan:
+    """Given named entries in their final order and options, return the ArchivePlan; raise BadRequest."""
+    fmt = formats.get(options.format)
     sums = options.checksums != "none"
     if sums and any(e.name == SUMS_NAME for e in entries):
         raise BadRequest(f"the selection holds a {SUMS_NAME} of its own; leave out checksums=")
     # SHA256SUMS is computed while the ZIP streams: such a ZIP is not sized.
     sized = fmt.sized(entries) and not sums
     layout = None if sums else fmt.layout(entries)
-    newest = max((e.node.mtime_ns for e in entries), default=0) // 1_000_000_000
+    newest = max((e.mtime_ns for e in entries), default=0) // 1_000_000_000
     return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
                        etag=etag_of(entries, options) if sized else None,
                        last_modified=newest, layout=layout)
@@ -127,7 +148,9 @@ def etag_of(entries: Iterable[Entry], options: Options) -> str:
         n = e.node
         # An object store's version (its ETag) counts too: LastModified has only seconds.
         version = f"\0{n.version}" if n.version else ""
-        lines.append(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{n.mtime_ns}\0{int(e.deflate)}{version}\n")
+        if n.origin:  # a manifest's entry from another source than the root (its bucket, a URL)
+            version += f"\0{n.origin}"
+        lines.append(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{e.mtime_ns}\0{int(e.deflate)}{version}\n")
         if len(lines) >= 4096:  # hashed in slices: one update per line costs more than the line
             h.update("".join(lines).encode("utf-8", "surrogatepass"))
             lines.clear()

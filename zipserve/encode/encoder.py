@@ -145,7 +145,7 @@ class Encoder:
         whole = lo == 0 and hi == node.size
         checked = plan.format.crc_in_header
         # A tar's whole file is read until a read has taught its CRC (for later ZIPs).
-        if (parts and self.unread is not None and hi - lo >= BIG
+        if (parts and self.unread is not None and hi - lo >= BIG and not node.origin
                 and (checked or not whole or self.crcs.cache.get(node) is not None)):
             return iter((self.unread.file_part(node, lo, hi, exact=checked and whole),))
         expected = (known if known is not None else self.crcs.of(node)) if checked and whole else None
@@ -181,7 +181,7 @@ class Encoder:
     def file_body(self, node: Node, lo: int, hi: int, *,
                   parts: bool = False) -> Iterator[bytes | list[bytes | FilePart]]:
         """Given a file and a span (/files/), yield its bytes, or with `parts` one FilePart when it can."""
-        if parts and self.unread is not None and hi - lo >= BIG:
+        if parts and self.unread is not None and hi - lo >= BIG and not node.origin:
             return iter([[self.unread.file_part(node, lo, hi)]])
         return self.reads.data(node, lo, hi, learn=True)
 
@@ -210,7 +210,7 @@ def _streamed_zip(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
 def _gzip_file(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
     entry = plan.entries[0]
     return compress.gzip_stream(enc.reads.data(entry.node, learn=True), level=plan.options.level,
-                                pool=enc.pool, mtime=entry.node.mtime_ns // 1_000_000_000,
+                                pool=enc.pool, mtime=entry.mtime_ns // 1_000_000_000,
                                 filename=entry.name)
 
 

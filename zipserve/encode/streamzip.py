@@ -187,7 +187,7 @@ class StreamedZip:
         """Yield the stored SHA256SUMS entry (header, then data) and keep its central record."""
         assert self.digests is not None
         data = sums(self.digests.items())
-        newest = max((e.node.mtime_ns for e in self.entries), default=0)
+        newest = max((e.mtime_ns for e in self.entries), default=0)
         node = Node((SUMS_NAME,), "file", len(data), newest, 0o644, 0, 0, 0)
         entry, crc = Entry(SUMS_NAME, node), crc32(data)
         self.records.append(zip.info(entry, crc, offset=self.pos).central_record())

@@ -27,7 +27,7 @@ def header(entry: Entry) -> bytes:
     info.type = tarfile.DIRTYPE if entry.is_dir else tarfile.REGTYPE
     info.mode = entry.node.mode
     info.size = 0 if entry.is_dir else entry.node.size
-    info.mtime = entry.node.mtime_ns // 1_000_000_000
+    info.mtime = entry.mtime_ns // 1_000_000_000
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
@@ -38,7 +38,7 @@ def header_size(entry: Entry) -> int:
     node, name = entry.node, entry.name
     # What _fields checks, without building the fields: a plan asks this once a file.
     if (len(name) < 100 and name.isascii() and node.size < _OCTAL11
-            and 0 <= node.mtime_ns < _OCTAL11 * 1_000_000_000):
+            and 0 <= entry.mtime_ns < _OCTAL11 * 1_000_000_000):
         return BLOCK
     return BLOCK if _fields(entry) is not None else len(header(entry))
 
@@ -52,7 +52,7 @@ def _fields(entry: Entry) -> tuple[bytes, int, int, int, bytes] | None:
     """
     name = entry.name + "/" if entry.is_dir else entry.name
     size = 0 if entry.is_dir else entry.node.size
-    mtime = entry.node.mtime_ns // 1_000_000_000
+    mtime = entry.mtime_ns // 1_000_000_000
     if len(name) > 100 or not name.isascii() or not 0 <= mtime < _OCTAL11 or size >= _OCTAL11:
         return None
     kind = tarfile.DIRTYPE if entry.is_dir else tarfile.REGTYPE

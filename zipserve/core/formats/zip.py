@@ -91,7 +91,7 @@ def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | No
     (flag bit 3), because they were not known when its header was written.
     """
     node = entry.node
-    seconds = node.mtime_ns // 1_000_000_000
+    seconds = entry.mtime_ns // 1_000_000_000
     dt = min(max(tuple(time.gmtime(max(seconds, 0))[:6]), DOS_MIN), DOS_MAX)
     rec = EntryInfo(entry.name + "/" if entry.is_dir else entry.name, dt)
     kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
@@ -180,7 +180,7 @@ def _name_flags(entry: Entry) -> tuple[bytes, int]:
 
 def _times(entry: Entry) -> tuple[int, int, bytes]:
     """Given an entry, return its DOS date, DOS time (UTC, clamped) and extended-timestamp field."""
-    seconds = entry.node.mtime_ns // 1_000_000_000
+    seconds = entry.mtime_ns // 1_000_000_000
     known = _TIMES.get(seconds)
     if known is not None:
         return known
