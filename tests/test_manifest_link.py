@@ -69,7 +69,7 @@ class DictStore:
     def get(self, digest: str) -> bytes | None:
         return self.data.get(digest)
 
-    def put(self, digest: str, data: bytes) -> None:
+    def put(self, digest: str, data: bytes, *, expires: int | None = None) -> None:
         self.data[digest] = data
 
 

@@ -54,7 +54,7 @@ class Missing(NotFound):
 
     code = "missing"
 
-    def __init__(self, message: str, *, missing: list[dict[str, str]]) -> None:
+    def __init__(self, message: str, *, missing: list[dict[str, object]]) -> None:
         super().__init__(message)
         self.missing = missing
 

@@ -23,6 +23,7 @@ from zipserve.core.manifest import (
     missing_report,
     report_name,
 )
+from zipserve.core.manifest_link import ManifestStore, link_url, make_link
 from zipserve.core.names import shown
 from zipserve.core.node import Entry, Node
 from zipserve.core.urlpolicy import shown_url
@@ -120,11 +121,42 @@ def entry_label(manifest: Manifest, entry: ManifestEntry) -> str:
     return f"entries[{manifest.entries.index(entry)}] {shown(entry.name)!r}"
 
 
-def missing_item(manifest: Manifest, entry: ManifestEntry, why: str) -> dict[str, str]:
+def missing_item(manifest: Manifest, entry: ManifestEntry, why: str) -> dict[str, object]:
     """Given a missing entry and why, return its item of a Missing refusal (a URL without its query)."""
     assert entry.source is not None
     source = entry.source
     where = shown_url(source.text) if source.kind == "http" else shown(source.text)
-    return {"entry": str(manifest.entries.index(entry)), "name": entry.name, "source": where,
+    return {"entry": manifest.entries.index(entry), "name": entry.name, "source": where,
             "why": why}
 
+
+
+@dataclass(frozen=True)
+class Minted:
+    """A manifest's download link, and what a caller may want to know of the archive it downloads."""
+
+    url: str  # path and query (base_url prefixed when given)
+    planned: ManifestPlan
+    expires: int | None  # POSIX seconds; None: the link is not signed and does not expire
+
+
+def mint_link(manifest: Manifest, planned: ManifestPlan, *, store: ManifestStore | None,
+              secret: str | None, expires: int | None, pin: bool = True,
+              base_url: str = "") -> Minted:
+    """Given a planned manifest, return its GET link, storing the manifest first when it is too long.
+
+    The link is signed to expire when a secret is given. `pin` adds the
+    sized archive's ETag (?etag=): once any source changes, the link answers
+    412 instead of other bytes, so a resumed download never mixes two versions.
+    Raises BadRequest when the manifest must be stored and no store is set.
+    """
+    link = make_link(manifest)
+    if link.stored is not None:
+        if store is None:
+            raise BadRequest("this manifest is too long for a link and the server keeps no records")
+        store.put(link.digest, link.stored, expires=expires)
+    etag = planned.plan.etag
+    query = [("etag", etag)] if pin and etag is not None else []
+    url = link_url(link, secret=secret, expires=expires if secret else None, query=query,
+                   base_url=base_url)
+    return Minted(url=url, planned=planned, expires=expires if secret else None)

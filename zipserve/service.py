@@ -13,6 +13,7 @@ from zipserve import sources
 from zipserve.core import plan
 from zipserve.core.limits import Budget
 from zipserve.core.manifest import Manifest
+from zipserve.core.manifest_link import ManifestStore
 from zipserve.core.node import Node
 from zipserve.core.selection import (
     download_name,
@@ -63,6 +64,7 @@ class Service:
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
         self.pool = compress.Pool(settings.compress_workers)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
+        self.records: ManifestStore | None = None  # manifests too long for a link (see zipserve/records)
         self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
                                         self.pool, settings.chunk_size)
 

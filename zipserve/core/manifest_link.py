@@ -50,11 +50,14 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ManifestStore(Protocol):
-    """Where manifests too long for a URL are kept, by the hex SHA-256 of their canonical JSON."""
+    """Where manifests too long for a URL are kept, by the hex SHA-256 of their canonical JSON.
+
+    `expires` (POSIX seconds; None: never) is when the record may go: a signed link's expiry.
+    """
 
     def get(self, digest: str) -> bytes | None: ...
 
-    def put(self, digest: str, data: bytes) -> None: ...
+    def put(self, digest: str, data: bytes, *, expires: int | None = None) -> None: ...
 
 
 def canonical_bytes(manifest: Manifest) -> bytes:

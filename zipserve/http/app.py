@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI
 
 from zipserve.http.access import Access, RedactSecrets
+from zipserve.http.manifest_routes import router as manifest_router
 from zipserve.http.metrics import Metrics
 from zipserve.http.page import install_page
 from zipserve.http.refusals import error_response, install_error_handlers
@@ -34,5 +35,6 @@ def create_app(settings: Settings) -> FastAPI:
                            max_lifetime=settings.max_expires, on_error=error_response)
     logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
     app.include_router(router)
+    app.include_router(manifest_router)
     install_page(app, service)
     return app
