@@ -107,6 +107,8 @@ def main() -> None:
 @click.option("--max-paths", type=int, default=1000, show_default=True)
 @click.option("--max-body", type=int, default=1 << 20, show_default=True)
 @click.option("--send-timeout", type=float, default=60.0, show_default=True)
+@click.option("--header-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds a client may take to send a request line and headers.")
 @click.option("--direct-send/--no-direct-send", default=True, show_default=True,
               help="Write bodies to the socket from worker threads (uvicorn httptools, no TLS);"
                    " off: every chunk goes through the event loop.")
@@ -119,6 +121,8 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
     """Serve ROOT over HTTP."""
     import uvicorn
 
+    from zipserve.http.deadline import protocol
+
     settings = make_settings(root, max_expires=_duration(max_lifetime), **options)
     probe_source(settings)
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
@@ -127,6 +131,7 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="zipserve-metrics-")
     uvicorn.run("zipserve.cli:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info",
+                http=protocol(settings.header_timeout),
                 log_config=log_config(), timeout_graceful_shutdown=settings.grace)
 
 

@@ -42,6 +42,7 @@ class Settings:
     # Streaming.
     chunk_size: int = 1 * MiB
     send_timeout: float = 60.0
+    header_timeout: float = 10.0  # seconds a request line and headers may take (slowloris)
     direct_send: bool = True  # bodies written from worker threads where safe (see wire.py)
     grace: int = 30  # seconds SIGTERM waits for streams in flight
     # Compression.
@@ -76,5 +77,5 @@ def check(settings: Settings) -> None:
                  "max_depth", "compress_workers", "workers", "max_path_bytes"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
-    if settings.send_timeout <= 0 or settings.grace < 0:
-        raise ConfigError("send-timeout must be above 0 and grace at least 0")
+    if settings.send_timeout <= 0 or settings.header_timeout <= 0 or settings.grace < 0:
+        raise ConfigError("send-timeout and header-timeout must be above 0, grace at least 0")
