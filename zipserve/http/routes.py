@@ -102,14 +102,15 @@ def archive_location(request: Request, fields: dict[str, Any], settings: Setting
     folder, and gets a download URL signed for the same lifetime.
     """
     expires = request.scope.get("state", {}).get("signed_expires")
+    base = str(request.scope.get("root_path", ""))  # where the app is mounted, if it is
     if expires is None or settings.secret is None:
-        return "/archive?s=" + links.pack(fields)
+        return base + "/archive?s=" + links.pack(fields)
     grant = parse_path(request.query_params.get("grant", ""))
     for raw in fields["paths"]:
         if parse_path(raw)[: len(grant)] != grant:
             raise Forbidden("this link only allows downloads from its own folder", path=raw)
-    return signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
-                            expires=expires)
+    return base + signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
+                                   expires=expires)
 
 
 async def plan_in_thread(service: Service, paths: list[str], fmt: str, compression: Any,
