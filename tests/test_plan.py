@@ -316,15 +316,18 @@ ZIP_SIZE_NODES = [
     ("d", "dir", 0), ("\u65e5\u672c", "dir", 0), ("x" * 300, "file", 1),
     ("big", "file", zip.ZIP64_LIMIT - 1), ("big", "file", zip.ZIP64_LIMIT),
     ("big", "file", zip.ZIP64_LIMIT + 1), ("big", "file", 1 << 40),
+    ("big", "file", zip.ZIP64_LIMIT - 28), ("big", "file", zip.ZIP64_LIMIT - 29),
 ]
 ZIP_OFFSETS = [0, 1, zip.ZIP64_LIMIT - 1, zip.ZIP64_LIMIT, 1 << 36]
 
 
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "aes"])
 @pytest.mark.parametrize(("name", "kind", "size"), ZIP_SIZE_NODES)
-def test_zip_header_sizes_are_the_rendered_lengths(name: str, kind: str, size: int) -> None:
+def test_zip_header_sizes_are_the_rendered_lengths(name: str, kind: str, size: int,
+                                                   sealed: bool) -> None:
     node = Node(path=(name,), kind=kind, size=size, mtime_ns=1_700_000_000 * 10**9, mode=0o644,
                 dev=1, ino=2, ctime_ns=0)
-    entry = Entry(name, node)
+    entry = Entry(name, node, sealed=sealed and kind == "file")
     assert zip.local_header_size(entry) == len(zip.local_header(entry, 0x12345678))
     for offset in ZIP_OFFSETS:
         record = zip.info(entry, 0xFFFFFFFF, offset=offset).central_record()
@@ -335,14 +338,15 @@ ZIP_TIMES = [0, -5 * 10**9, 315_532_799 * 10**9, 1_700_000_000_123_456_789, 4_35
              (1 << 33) * 10**9]
 
 
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "aes"])
 @pytest.mark.parametrize(("name", "kind", "size"), ZIP_SIZE_NODES)
 @pytest.mark.parametrize("mtime_ns", ZIP_TIMES)
 def test_stored_zip_records_are_zipstream_ngs_bytes(name: str, kind: str, size: int,
-                                                     mtime_ns: int) -> None:
+                                                     mtime_ns: int, sealed: bool) -> None:
     for mode in (0o644, 0o755, 0o4777):
         node = Node(path=(name,), kind=kind, size=size, mtime_ns=mtime_ns, mode=mode, dev=1,
                     ino=2, ctime_ns=0)
-        entry = Entry(name, node)
+        entry = Entry(name, node, sealed=sealed and kind == "file")
         crc = 0 if kind == "dir" else 0x89ABCDEF
         assert zip.stored_local_header(entry, crc) == bytes(zip.local_header(entry, crc))
         for offset in ZIP_OFFSETS:

@@ -1,7 +1,7 @@
 """Requests -> plans: every check made before the first byte of a body.
 
 Holds the parts one server process shares (root, CRC cache, compression
-workers, encoder, records) and turns validated request fields into an ArchivePlan or a
+workers, encoder) and turns validated request fields into an ArchivePlan or a
 file Node. Knows nothing of HTTP.
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from zipserve import records, sources
+from zipserve import sources
 from zipserve.core import plan
 from zipserve.core.limits import Budget
 from zipserve.core.manifest import Manifest
+from zipserve.core.manifest_link import ManifestStore
 from zipserve.core.node import Node
 from zipserve.core.selection import (
     download_name,
@@ -47,6 +48,9 @@ def bucket_opener(settings: Settings) -> Callable[[str], Source] | None:
     return None
 
 
+MAX_PASSWORD = 1024  # bytes of UTF-8
+
+
 class Service:
     """One process's shared parts and the request -> plan decisions."""
 
@@ -61,16 +65,14 @@ class Service:
         shared = self.root.crc_store if isinstance(self.root, SharesCrcs) else None
         self.cache = CrcCache(settings.crc_cache, key_of=self.mixed.crc_key, shared=shared)
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
-        # Records behind links (stored manifests, protected selections), shared like the source.
-        self.records = records.open_records(settings.records, settings.source_options)
         self.pool = compress.Pool(settings.compress_workers)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
+        self.records: ManifestStore | None = None  # manifests too long for a link (see zipserve/records)
         self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
                                         self.pool, settings.chunk_size)
 
     def close(self) -> None:
         self.pool.close()
-        self.records.close()
         self.cache.close()
         self.mixed.close()
         self.root.close()
@@ -94,17 +96,41 @@ class Service:
 
     def archive(self, paths: list[str], fmt: str, *, compression: str | None = None,
                 level: str | None = None, name: str | None = None,
-                names: str | None = None, checksums: str | None = None) -> plan.ArchivePlan:
-        """Given raw request fields, return the plan; raise BadRequest, Forbidden, NotFound or TooLarge."""
+                names: str | None = None, checksums: str | None = None,
+                encryption: str | None = None, password: str | None = None) -> plan.ArchivePlan:
+        """Given raw request fields, return the plan; raise BadRequest, Forbidden, NotFound or TooLarge.
+
+        A password (never from a URL: the caller sees to that) encrypts every
+        file with AES-256 and implies encryption=aes256.
+        """
         s = self.settings
         if len(paths) > s.max_paths:
             raise TooLarge(f"more than {s.max_paths} paths in one selection (--max-paths)")
-        options = parse_options(fmt, compression, level, s.level, names, checksums)
+        sealing = self.sealing(password)
+        crypt = encryption or ("aes256" if sealing is not None else None)
+        options = parse_options(fmt, compression, level, s.level, names, checksums, crypt)
         selection = make_selection([parse_path(p, max_bytes=s.max_path_bytes) for p in paths])
         budget = Budget(s.max_files, s.max_bytes, s.max_depth)
         nodes = list(self._walk(selection.paths, budget))
         filename = download_name(selection, options.format, name)
-        return plan.build(selection, nodes, options, filename)
+        return plan.build(selection, nodes, options, filename, sealing)
+
+    def sealing(self, password: str | None) -> plan.Sealing | None:
+        """Given a password (or None), return what encrypts with it; raise BadRequest.
+
+        The server's secret keys the salts (the same bytes on every server that
+        shares it) and the ETag's trace of the password: without one, a password
+        is refused rather than kept under a key of this process alone.
+        """
+        if password is None:
+            return None
+        if self.settings.secret is None:
+            raise BadRequest("encrypted ZIPs need a server started with --secret "
+                             "(it keys the encryption and the password's record)")
+        data = password.encode("utf-8")
+        if len(data) > MAX_PASSWORD:
+            raise BadRequest(f"password is longer than {MAX_PASSWORD} bytes")
+        return plan.Sealing(data, self.settings.secret.encode("utf-8"))
 
     def manifest(self, manifest: Manifest) -> ManifestPlan:
         """Given a validated manifest, stat its sources and return its plan; raise as plan_manifest."""

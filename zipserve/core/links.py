@@ -1,10 +1,18 @@
-"""A selection packed into one URL-safe token, so a POSTed selection becomes a GET URL (pure)."""
+"""A selection packed into one URL-safe token, so a POSTed selection becomes a GET URL (pure).
+
+A selection holding a password never goes in a URL: it is kept as a record,
+and the URL names the record by a key that is an HMAC of the record's bytes
+under the server secret (a plain hash would let anyone who guesses the
+selection try passwords against the key offline).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
+import re
 import zlib
 from typing import Any
 
@@ -12,6 +20,7 @@ from zipserve.errors import BadRequest
 
 MAX_TOKEN = 64 * 1024
 MAX_JSON = 1 << 20
+RECORD_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 def pack(fields: dict[str, Any]) -> str:
@@ -36,4 +45,25 @@ def unpack(token: str) -> dict[str, Any]:
         raise BadRequest("selection token is not valid") from None
     if not isinstance(fields, dict):
         raise BadRequest("selection token is not valid")
+    return fields
+
+
+def record_bytes(fields: dict[str, Any]) -> bytes:
+    """Given a selection's fields (with its password), return the record that holds them: canonical JSON."""
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def record_key(secret: bytes, record: bytes) -> str:
+    """Given the server secret and a record, return its key: 64 hex digits of HMAC-SHA256."""
+    return hmac.digest(secret, b"zipserve selection record\0" + record, "sha256").hex()
+
+
+def parse_record(record: bytes) -> dict[str, Any]:
+    """Given a record's bytes, return its fields; raise BadRequest if it holds no JSON object."""
+    try:
+        fields = json.loads(record.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("this link's record is not valid") from None
+    if not isinstance(fields, dict):
+        raise BadRequest("this link's record is not valid")
     return fields

@@ -50,6 +50,7 @@ class Entry:
     # The time its header shows, when a manifest gives one (-1: the node's own, which
     # reads still compare with the file's to see that it did not change).
     shown_mtime_ns: int = -1
+    sealed: bool = False  # ZIP: encrypt this entry's data (WinZip AES-256, AE-2)
 
     @property
     def mtime_ns(self) -> int:

@@ -8,9 +8,10 @@ Layout), so Content-Length, a strong ETag and Range follow from it alone.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from zipserve.core import formats
 from zipserve.core.formats import Format
@@ -35,6 +36,19 @@ MIN_DEFLATE = 128
 
 
 @dataclass(frozen=True)
+class Sealing:
+    """A ZIP's password and the server secret its salts are keyed by; repr and comparison show neither."""
+
+    password: bytes = field(repr=False, compare=False)
+    secret: bytes = field(repr=False, compare=False)
+
+    @property
+    def tag(self) -> str:
+        """Return what the ETag holds of the password: an HMAC under the secret, revealing nothing."""
+        return hmac.digest(self.secret, b"zipserve password tag\0" + self.password, "sha256").hex()
+
+
+@dataclass(frozen=True)
 class ArchivePlan:
     """Everything about an archive that can be known before sending it."""
 
@@ -45,6 +59,7 @@ class ArchivePlan:
     etag: str | None
     last_modified: int  # newest mtime, POSIX seconds
     layout: Layout | None  # known before sending; under a whole-stream compression, what it compresses
+    sealing: Sealing | None = field(default=None, repr=False)  # under encryption=aes256
 
     @property
     def format(self) -> Format:
@@ -112,19 +127,31 @@ def named_entries(named: Iterable[tuple[str, Node]], options: Options) -> list[E
 
 
 def build(selection: Selection, nodes: Iterable[Node], options: Options,
-          filename: str) -> ArchivePlan:
-    """Given a selection, its walked nodes and options, return the ArchivePlan; raise BadRequest."""
+          filename: str, sealing: Sealing | None = None) -> ArchivePlan:
+    """Given a selection, its walked nodes, options (and a password under encryption), return the plan.
+
+    Raises BadRequest, also when encryption and a password do not come together.
+    """
     entries = entries_of(selection, nodes, options)
     fmt = formats.get(options.format)
     # The root is a folder even when it holds a single file: no entry of its own shows it.
     if fmt.one_file and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
         raise BadRequest(f"{fmt.name} holds exactly one file; use {fmt.folders_as} for a folder or a "
                          "selection")
-    return arrange(entries, options, filename)
+    return arrange(entries, options, filename, sealing)
 
 
-def arrange(entries: list[Entry], options: Options, filename: str) -> ArchivePlan:
-    """Given named entries in their final order and options, return the ArchivePlan; raise BadRequest."""
+def arrange(entries: list[Entry], options: Options, filename: str,
+            sealing: Sealing | None = None) -> ArchivePlan:
+    """Given named entries in their final order, options (and a password under encryption), return the plan.
+
+    Raises BadRequest, also when encryption and a password do not come together.
+    """
+    if (options.encryption != "none") != (sealing is not None):
+        raise BadRequest("encryption=aes256 needs a password" if sealing is None
+                         else "a password needs encryption=aes256")
+    for e in entries if sealing is not None else ():
+        e.sealed = not e.is_dir  # every file, whoever added it; folders have no data to hide
     fmt = formats.get(options.format)
     sums = options.checksums != "none"
     if sums and any(e.name == SUMS_NAME for e in entries):
@@ -133,16 +160,19 @@ def arrange(entries: list[Entry], options: Options, filename: str) -> ArchivePla
     sized = fmt.sized(entries) and not sums
     layout = None if sums else fmt.layout(entries)
     newest = max((e.mtime_ns for e in entries), default=0) // 1_000_000_000
+    tag = sealing.tag if sealing is not None else ""
     return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
-                       etag=etag_of(entries, options) if sized else None,
-                       last_modified=newest, layout=layout)
+                       etag=etag_of(entries, options, tag) if sized else None,
+                       last_modified=newest, layout=layout, sealing=sealing)
 
 
-def etag_of(entries: Iterable[Entry], options: Options) -> str:
-    """Given entries and options, return a strong ETag over everything that shapes the bytes."""
-    h = hashlib.sha256(f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0"
-                       f"{options.compression}\0{options.level}\0{options.names}\0"
-                       f"{options.checksums}\0".encode())
+def etag_of(entries: Iterable[Entry], options: Options, password_tag: str = "") -> str:
+    """Given entries and options (and Sealing.tag when encrypted), return a strong ETag of the bytes."""
+    head = (f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0{options.compression}\0"
+            f"{options.level}\0{options.names}\0{options.checksums}\0")
+    if options.encryption != "none":  # added only then: every unencrypted ETag stays as it was
+        head += f"{options.encryption}\0{password_tag}\0"
+    h = hashlib.sha256(head.encode())
     lines = []
     for e in entries:
         n = e.node

@@ -18,6 +18,8 @@ COMPRESSIONS = ("auto", "store", "deflate")
 NAMES = ("keep", "windows")
 # A SHA256SUMS entry appended (ZIP only for now: such a ZIP is streamed, not sized).
 CHECKSUMS = ("none", "sha256")
+# ZIP entries encrypted with WinZip AES-256 (AE-2) under a password that never travels in a URL.
+ENCRYPTIONS = ("none", "aes256")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DIGITS = re.compile(r"^[0-9]{1,9}$")
@@ -100,10 +102,12 @@ class Options:
     level: int = 1
     names: str = "keep"  # one of NAMES
     checksums: str = "none"  # one of CHECKSUMS
+    encryption: str = "none"  # one of ENCRYPTIONS (the password is not an option: see plan.Sealing)
 
 
 def parse_options(fmt: str, compression: str | None, level: str | None, default_level: int,
-                  names: str | None = None, checksums: str | None = None) -> Options:
+                  names: str | None = None, checksums: str | None = None,
+                  encryption: str | None = None) -> Options:
     """Given raw option values, return Options; raise BadRequest for bad ones."""
     # ?format= and the POSTed format arrive raw ("tgz", "ZIP", "rar"): make it canonical here.
     fmt = parse_format(fmt)
@@ -124,7 +128,13 @@ def parse_options(fmt: str, compression: str | None, level: str | None, default_
         raise BadRequest(f"checksums must be one of: {', '.join(CHECKSUMS)}")
     if sums != "none" and fmt != "zip":
         raise BadRequest("checksums=sha256 is served for zip only")
-    return Options(format=fmt, compression=comp, level=lvl, names=naming, checksums=sums)
+    crypt = (encryption or "none").lower()
+    if crypt not in ENCRYPTIONS:
+        raise BadRequest(f"encryption must be one of: {', '.join(ENCRYPTIONS)}")
+    if crypt != "none" and fmt != "zip":
+        raise BadRequest("encryption (a password) is served for zip only")
+    return Options(format=fmt, compression=comp, level=lvl, names=naming, checksums=sums,
+                   encryption=crypt)
 
 
 @dataclass(frozen=True)

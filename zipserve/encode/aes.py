@@ -124,20 +124,11 @@ def counter_blocks(first: int, count: int) -> bytearray:
     return out
 
 
-class AesEncryptor:
-    """One entry's AES-256 CTR encryption and HMAC-SHA1, fed its data in order, chunk by chunk.
+class Ctr:
+    """AES-256 in WinZip's CTR mode (little-endian counter from 1) from an offset into an entry's data."""
 
-    ``prefix`` (salt and verifier) goes before the ciphertext, ``finish()``
-    after it. ``offset`` starts the keystream that many bytes into the data,
-    for a range that begins inside the entry; such an encryptor has no
-    authentication code (it saw no ciphertext before ``offset``).
-    """
-
-    def __init__(self, password: bytes, salt: bytes, *, offset: int = 0) -> None:
-        keys = derive_keys(password, salt)
-        self.prefix = salt + keys.verifier
-        self._ecb = Cipher(algorithms.AES(keys.aes), modes.ECB()).encryptor()
-        self._mac = hmac.new(keys.mac, digestmod=hashlib.sha1) if offset == 0 else None
+    def __init__(self, key: bytes, offset: int = 0) -> None:
+        self._ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
         self._at = offset
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
@@ -155,10 +146,46 @@ class AesEncryptor:
         skip = self._at % BLOCK
         blocks = counter_blocks(self._at // BLOCK + 1, (skip + size + BLOCK - 1) // BLOCK)
         stream = memoryview(self._ecb.update(blocks))[skip: skip + size]
-        out = (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(size, "little")
+        self._at += size
+        return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(size, "little")
+
+
+def ctr(keys: Keys, offset: int, data: bytes | bytearray | memoryview) -> bytes:
+    """Given an entry's keys, an offset into its data and the data there, return its ciphertext.
+
+    Stateless, so the chunks of one entry can be encrypted on several workers
+    at once; the authentication code is the caller's (see new_mac).
+    """
+    return Ctr(keys.aes, offset).update(data)
+
+
+def new_mac(keys: Keys) -> hmac.HMAC:
+    """Given an entry's keys, return the HMAC-SHA1 its ciphertext is fed to in order (code: 10 bytes)."""
+    return hmac.new(keys.mac, digestmod=hashlib.sha1)
+
+
+class AesEncryptor:
+    """One entry's AES-256 CTR encryption and HMAC-SHA1, fed its data in order, chunk by chunk.
+
+    ``prefix`` (salt and verifier) goes before the ciphertext, ``finish()``
+    after it. ``offset`` starts the keystream that many bytes into the data,
+    for a range that begins inside the entry; such an encryptor has no
+    authentication code (it saw no ciphertext before ``offset``). ``keys``
+    spares the key derivation when the caller has them already.
+    """
+
+    def __init__(self, password: bytes, salt: bytes, *, offset: int = 0,
+                 keys: Keys | None = None) -> None:
+        keys = keys if keys is not None else derive_keys(password, salt)
+        self.prefix = salt + keys.verifier
+        self._ctr = Ctr(keys.aes, offset)
+        self._mac = new_mac(keys) if offset == 0 else None
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Given the next chunk of the entry's (stored or deflated) data, return its ciphertext."""
+        out = self._ctr.update(data)
         if self._mac is not None:
             self._mac.update(out)
-        self._at += size
         return out
 
     def finish(self) -> bytes:

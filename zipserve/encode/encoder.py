@@ -17,6 +17,7 @@ from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
 from zipserve.encode import compress
 from zipserve.encode.reads import Reads
+from zipserve.encode.sealed import SizedSeal
 from zipserve.encode.streamzip import StreamedZip
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import FetchesWhole, Reader, SendsUnread, Source, Span
@@ -84,16 +85,22 @@ class Encoder:
 
         A FilePart is sent unread: its CRC, when the ZIP needs one, is the
         cached one, which is keyed by the file's ctime (see SendsUnread.file_part).
+        An encrypted entry's salt, data and code come from _sealed.
         """
         assert plan.layout is not None and plan.format.meta is not None
         meta, entries = plan.format.meta, plan.entries
         body = _Body(self.root.prefetch(data_spans(plan, start, stop)))
         if plan.format.crc_in_header:
             body.sent, body.warm = array("q", [-1]) * len(entries), True
+        if plan.sealing is not None:
+            body.seal = SizedSeal(plan.sealing, self.pool,
+                                  lambda i, lo, hi: self.reads.data(entries[i].node, lo, hi))
         try:
             for piece, lo, hi in plan.layout.overlapping(start, stop):
                 if piece.kind == "pad":
                     yield bytes(hi - lo)
+                elif body.seal is not None and piece.kind in SEALED and entries[piece.index].sealed:
+                    yield from self._sealed(plan, piece, lo, hi, stop, body)
                 elif piece.kind != "data":
                     crc = self._meta_crc(plan, piece, stop, body) if body.sent is not None else 0
                     yield meta(entries, plan.layout, piece, crc)[lo:hi]
@@ -104,6 +111,32 @@ class Encoder:
                                           body.reader)
         finally:
             body.reader.close()
+
+    def _sealed(self, plan: ArchivePlan, piece: Piece, lo: int, hi: int, stop: int,
+                body: _Body) -> Iterator[bytes]:
+        """Given a salt, data or code piece of an encrypted entry in a sized body, yield its bytes.
+
+        The entry's CRC-32 keys its salt (see sealed.py): the one its header
+        went out with in this body, else the cache's. Its data is checked
+        against it when read whole.
+        """
+        assert body.seal is not None and body.sent is not None
+        i = piece.index
+        entry = plan.entries[i]
+        crc = body.known(i)
+        if crc is None:
+            crc = body.sent[i] = self.crcs.of(entry.node)
+        if piece.kind == "salt":
+            return iter((body.seal.prefix(i, entry, crc)[lo:hi],))
+        if piece.kind == "mac":
+            return iter((body.seal.code(i, entry, crc)[lo:hi],))
+        if i in body.held:
+            plain: Iterable[bytes] = (body.held.pop(i)[lo:hi],)
+        else:
+            plain = self.reads.data(entry.node, lo, hi, expected=crc if hi - lo == entry.node.size
+                                    else None, reader=body.reader)
+        coded = hi == piece.size and stop > piece.start + piece.size  # the code is in this body too
+        return body.seal.data(i, entry, crc, lo, plain, coded=coded)
 
     def _meta_crc(self, plan: ArchivePlan, piece: Piece, stop: int, body: _Body) -> int:
         """Given a metadata piece of a sized body whose headers carry CRCs, return the CRC it carries.
@@ -120,8 +153,8 @@ class Encoder:
             crc = body.sent[piece.index] = self._head_crc(entry, whole, body.held, piece.index,
                                                           body.reader)
             return crc
-        if piece.kind != "cd":
-            return 0
+        if piece.kind != "cd" or plan.entries[piece.index].sealed:
+            return 0  # AE-2: an encrypted entry's records carry no CRC
         if body.warm:
             # A resume may start past every header: fetch the CRCs another server
             # learned all at once, not one round trip per record.
@@ -196,6 +229,7 @@ class _Body:
     # for the entry's data (checked against it) and its central record.
     sent: array[int] | None = None
     warm: bool = False  # the CRC cache is still to be warmed before the first central record
+    seal: SizedSeal | None = None  # under encryption: the encrypted entries' keys and codes
 
     def known(self, index: int) -> int | None:
         """Given an entry's index, return the CRC its header was sent with in this body, or None."""
@@ -204,7 +238,7 @@ class _Body:
 
 
 def _streamed_zip(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
-    return iter(StreamedZip(enc.reads, plan.entries, plan.options))
+    return iter(StreamedZip(enc.reads, plan.entries, plan.options, plan.sealing))
 
 
 def _gzip_file(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
@@ -242,6 +276,7 @@ def data_spans(plan: ArchivePlan, start: int, stop: int) -> Iterator[Span]:
 
 
 BIG = 64 * 1024  # pieces at least this big are sent as they are; smaller ones are joined
+SEALED = ("salt", "data", "mac")  # the pieces of an encrypted entry that _sealed makes
 
 
 Part = TypeVar("Part", bytes, bytes | FilePart)

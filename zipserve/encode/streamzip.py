@@ -7,7 +7,10 @@ Entries whose CRC and compressed size are known before their header (small ones,
 ones) carry them in the local header; only large deflated entries need a data descriptor
 (APPNOTE 4.3.9).  Offsets and central records are taken as each entry's turn comes.
 Under checksums=sha256 every file's data is hashed as it is sent, and a stored
-SHA256SUMS entry follows the last one.
+SHA256SUMS entry follows the last one. Under encryption every file is WinZip
+AES-256 (AE-2) with a random salt: a small one encrypted in the same task that
+deflates it, a larger one block by block on the pool (sealed.py), its deflate
+output fed to the encryption as it comes.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from dataclasses import dataclass
 from zipserve.core.formats import zip
 from zipserve.core.formats.sums import SUMS_NAME, sums
 from zipserve.core.node import Entry, Node
+from zipserve.core.plan import Sealing
 from zipserve.core.selection import Options
-from zipserve.encode import compress
+from zipserve.encode import aes, compress
 from zipserve.encode.ordered import Item, Later, Task, in_order
 from zipserve.encode.reads import Reads
+from zipserve.encode.sealed import encrypt_items
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import Reader, Span
 from zipserve.sources.crc import crc32
@@ -33,20 +38,36 @@ OVERHEAD = 4096  # the weight of an entry in the window beyond its bytes: many t
 
 @dataclass
 class Small:
-    """A small file read ahead: its bytes, CRC and (when deflated) compressed bytes."""
+    """A small file read ahead: its bytes, CRC, (when deflated) compressed bytes, (when sealed) encrypted."""
 
     data: bytes
     crc: int
     deflated: bytes | None
+    sealed: bytes | None = None  # salt, verifier, ciphertext of what is written, code
+
+    @property
+    def written(self) -> bytes:
+        """Return the entry's data as written in the archive."""
+        if self.sealed is not None:
+            return self.sealed
+        return self.deflated if self.deflated is not None else self.data
 
 
-def prepare_small(data: bytes, level: int, auto: bool) -> Small:
+def prepare_small(data: bytes, level: int, auto: bool, password: bytes | None = None) -> Small:
     """Given a small file's bytes, return it CRC'd and deflated unless auto finds it does not shrink.
 
-    Runs on a compression worker; depends only on the bytes and options.  Under auto the test
-    is whether fast deflate saves a few percent: ISA-L levels deflate once and look at what
-    they saved, slower levels are spared by a fast trial first.
+    Runs on a compression worker; depends only on the bytes and options (and,
+    given a password, encrypts what is written with a random salt).  Under auto
+    the test is whether fast deflate saves a few percent: ISA-L levels deflate
+    once and look at what they saved, slower levels are spared by a fast trial first.
     """
+    small = _deflated_small(data, level, auto)
+    if password is not None:
+        small.sealed = aes.encrypt(password, aes.random_salt(), small.written)
+    return small
+
+
+def _deflated_small(data: bytes, level: int, auto: bool) -> Small:
     fast = compress.engine_for(level).name == "isal"
     if auto and not fast and not compress.shrinks(data):
         return Small(data, crc32(data), None)
@@ -67,8 +88,10 @@ class Place:
 class StreamedZip:
     """Writes one ZIP whose entries are deflated where the plan says so."""
 
-    def __init__(self, reads: Reads, entries: tuple[Entry, ...], options: Options) -> None:
+    def __init__(self, reads: Reads, entries: tuple[Entry, ...], options: Options,
+                 sealing: Sealing | None = None) -> None:
         self.reads, self.entries, self.options = reads, entries, options
+        self.password = sealing.password if sealing is not None else None
         self.auto = options.compression == "auto"
         self.records: list[bytes] = []
         self.pos = 0  # bytes sent so far
@@ -115,16 +138,17 @@ class StreamedZip:
 
         def take(done: Small) -> tuple[bytes, bytes]:
             self.reads.learned(node, done.crc)
-            body = done.deflated if done.deflated is not None else done.data
+            body = done.written
             if self.digests is not None:
                 self.digests[entry.name] = hashlib.sha256(done.data).digest()
-            compressed = len(body) if done.deflated is not None else None
-            deflated = compressed is not None
+            deflated = done.deflated is not None
+            compressed = len(body) if deflated or entry.sealed else None
             self.records.append(zip.info(entry, done.crc, deflated=deflated, compressed=compressed,
                                          offset=self.pos).central_record())
             return zip.local_header(entry, done.crc, deflated=deflated, compressed=compressed), body
 
-        future = self.reads.pool.submit(prepare_small, data, self.options.level, self.auto)
+        password = self.password if entry.sealed else None
+        future = self.reads.pool.submit(prepare_small, data, self.options.level, self.auto, password)
         return Task(future, take, len(data) + OVERHEAD)
 
     def _stored(self, entry: Entry, reader: Reader) -> Iterator[Item]:
@@ -143,7 +167,7 @@ class StreamedZip:
             chunks = self._hashed(entry, chunks)
         place = Place()
         yield self._header(place, zip.local_header(entry, crc))
-        yield from chunks
+        yield from self._sealed(entry, chunks) if entry.sealed else chunks
         yield Later(lambda: self._record(zip.info(entry, crc, offset=place.offset)))
 
     def _large(self, entry: Entry, reader: Reader) -> Iterator[Item]:
@@ -158,8 +182,11 @@ class StreamedZip:
         crc, place = compress.Crc(), Place()
         yield self._header(place, zip.local_header(entry, 0, deflated=True))
         data = self._hashed(entry, itertools.chain([first], chunks))
-        yield from compress.deflate_items(data, level=self.options.level,
-                                          pool=self.reads.pool, crc=crc)
+        items = compress.deflate_items(data, level=self.options.level, pool=self.reads.pool, crc=crc)
+        if entry.sealed:  # the deflate output, in order, is what is encrypted
+            yield from self._sealed(entry, in_order(items, limit=compress.window(self.reads.pool)))
+        else:
+            yield from items
 
         def descriptor() -> tuple[bytes]:
             if crc.size != node.size:  # the reader checks too; this guards the descriptor's sizes
@@ -168,9 +195,20 @@ class StreamedZip:
             size = self.pos - place.data
             self._record(zip.info(entry, crc.value, deflated=True, compressed=size,
                                   offset=place.offset, descriptor=True))
-            return (zip.data_descriptor(crc.value, size, crc.size, zip.needs_zip64_descriptor(entry)),)
+            shown = 0 if entry.sealed else crc.value  # AE-2: no CRC, in the descriptor too
+            return (zip.data_descriptor(shown, size, crc.size, zip.needs_zip64_descriptor(entry)),)
 
         yield Later(descriptor)
+
+    def _sealed(self, entry: Entry, chunks: Iterable[bytes]) -> Iterator[Item]:
+        """Given what an entry writes as chunks, yield it encrypted: salt and verifier, tasks, code."""
+        assert self.password is not None
+        salt = aes.random_salt()
+        keys = aes.derive_keys(self.password, salt)
+        mac = aes.new_mac(keys)
+        yield salt + keys.verifier
+        yield from encrypt_items(chunks, keys, self.reads.pool, mac=mac)
+        yield Later(lambda: (mac.digest()[:aes.MAC_SIZE],))
 
     def _hashed(self, entry: Entry, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Given an entry's data chunks, yield them; under checksums, keep their SHA-256 once all went by."""
@@ -189,7 +227,9 @@ class StreamedZip:
         data = sums(self.digests.items())
         newest = max((e.mtime_ns for e in self.entries), default=0)
         node = Node((SUMS_NAME,), "file", len(data), newest, 0o644, 0, 0, 0)
-        entry, crc = Entry(SUMS_NAME, node), crc32(data)
+        entry, crc = Entry(SUMS_NAME, node, sealed=self.password is not None), crc32(data)
+        if self.password is not None:  # the list of digests is as secret as the files
+            data = aes.encrypt(self.password, aes.random_salt(), data)
         self.records.append(zip.info(entry, crc, offset=self.pos).central_record())
         header = zip.local_header(entry, crc)
         self.pos += len(header) + len(data)

@@ -3,6 +3,8 @@
 A selection comes as ?s= (a packed link), as ?path=&format=&name=, as a form or
 as JSON; every form ends as the same minimal dict of strings (see
 `normalise_fields`), so the link a POST redirects to plans the same archive.
+A password comes only in a form or JSON: a URL that carries one (a query or a
+packed link) is refused, since URLs end up in logs, histories and Referer headers.
 """
 
 from __future__ import annotations
@@ -18,16 +20,28 @@ from zipserve.errors import BadRequest, TooLarge
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+OPTIONS = ("name", "compression", "level", "names", "checksums", "encryption")
+SECRET_FIELDS = ("password",)
+IN_URL = ("a password never goes in a URL: POST it to /archive (a form field or JSON "
+          '"password"), which answers with a link to a server-side record of it')
+
+
 def selection_fields(request: Request) -> dict[str, Any]:
-    """Given GET /archive, return its fields from ?s= or from ?path=&format=&name=."""
+    """Given GET /archive, return its fields from ?s= or from ?path=&format=&name=; raise BadRequest."""
     q = request.query_params
+    refuse_password(q)
     if "s" in q:
-        fields = links.unpack(q["s"])
-        return normalise_fields(fields)
+        fields = normalise_fields(links.unpack(q["s"]))
+        refuse_password(fields)
+        return fields
     return normalise_fields({"paths": q.getlist("path"), "format": q.get("format", "zip"),
-                             "name": q.get("name"), "compression": q.get("compression"),
-                             "level": q.get("level"), "names": q.get("names"),
-                             "checksums": q.get("checksums")})
+                             **{key: q.get(key) for key in OPTIONS}})
+
+
+def refuse_password(fields: Any) -> None:
+    """Given a URL's query (or what a link packs), raise BadRequest if it carries a password."""
+    if any(key in fields for key in SECRET_FIELDS):
+        raise BadRequest(IN_URL)
 
 
 async def posted_fields(request: Request, max_body: int) -> dict[str, Any]:
@@ -71,9 +85,8 @@ async def form_fields(request: Request, body: bytes) -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
     form = await Request(request.scope, replay).form()
     return normalise_fields({"paths": [v for v in form.getlist("path") if isinstance(v, str)],
-                             "format": form.get("format") or "zip", "name": form.get("name"),
-                             "compression": form.get("compression"), "level": form.get("level"),
-                             "names": form.get("names"), "checksums": form.get("checksums")})
+                             "format": form.get("format") or "zip",
+                             **{key: form.get(key) for key in (*OPTIONS, *SECRET_FIELDS)}})
 
 
 def normalise_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +100,7 @@ def normalise_fields(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(fmt, str):
         raise BadRequest("format must be a string")
     out: dict[str, Any] = {"paths": paths, "format": fmt}
-    for key in ("name", "compression", "level", "names", "checksums"):
+    for key in (*OPTIONS, *SECRET_FIELDS):
         value = option(data.get(key))
         if value is not None:
             out[key] = value

@@ -6,6 +6,7 @@ page's routes are in page.py, the error mapping in refusals.py.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from zipserve.core import links, signing
 from zipserve.core.plan import ArchivePlan
 from zipserve.core.selection import parse_path, split_extension
-from zipserve.errors import Forbidden
-from zipserve.http.fields import option, posted_fields, selection_fields
+from zipserve.errors import BadRequest, Forbidden, NotFound
+from zipserve.http.fields import normalise_fields, option, posted_fields, refuse_password, selection_fields
 from zipserve.http.respond import Sender, serve_archive, serve_file
 from zipserve.http.streaming import BodyResponse
 from zipserve.service import Service
@@ -55,20 +56,22 @@ async def get_file(path: str, request: Request) -> BodyResponse:
 @router.api_route("/archive/{target:path}", methods=["GET", "HEAD"])
 async def get_archive_path(target: str, request: Request) -> BodyResponse:
     q = request.query_params
+    refuse_password(q)
     path, fmt = split_extension(target, q.get("format"))
     service = service_of(request)
-    plan = await plan_in_thread(service, [path], fmt, q.get("compression"), q.get("level"),
-                                q.get("name"), q.get("names"), q.get("checksums"))
+    plan = await plan_in_thread(service, {**q, "paths": [path], "format": fmt})
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
 @router.api_route("/archive", methods=["GET", "HEAD"])
 async def get_archive(request: Request) -> BodyResponse:
-    fields = selection_fields(request)
     service = service_of(request)
-    plan = await plan_in_thread(service, fields["paths"], fields["format"],
-                                fields.get("compression"), fields.get("level"), fields.get("name"),
-                                fields.get("names"), fields.get("checksums"))
+    key = request.query_params.get("r")
+    if key is not None:  # a record: a selection with its password, kept server-side
+        fields = await anyio.to_thread.run_sync(record_fields, service, key)
+    else:
+        fields = selection_fields(request)
+    plan = await plan_in_thread(service, fields)
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -77,10 +80,12 @@ async def post_archive(request: Request) -> Response:
     service = service_of(request)
     fields = await posted_fields(request, service.settings.max_body)
     # Check the paths now so a bad selection is refused here, not after the redirect.
-    await plan_in_thread(service, fields["paths"], fields["format"],
-                         fields.get("compression"), fields.get("level"), fields.get("name"),
-                         fields.get("names"), fields.get("checksums"))
-    return RedirectResponse(archive_location(request, fields, service.settings), status_code=303)
+    plan = await plan_in_thread(service, fields)
+    if "password" in fields:
+        location = await anyio.to_thread.run_sync(record_location, request, fields, plan, service)
+    else:
+        location = archive_location(request, fields, service.settings)
+    return RedirectResponse(location, status_code=303)
 
 
 def service_of(request: Request) -> Service:
@@ -101,29 +106,78 @@ def archive_location(request: Request, fields: dict[str, Any], settings: Setting
     A POST let in by a page's signed grant may only select inside the grant's
     folder, and gets a download URL signed for the same lifetime.
     """
-    expires = request.scope.get("state", {}).get("signed_expires")
-    base = str(request.scope.get("root_path", ""))  # where the app is mounted, if it is
+    expires = granted_expiry(request, fields, settings)
     if expires is None or settings.secret is None:
-        return base + "/archive?s=" + links.pack(fields)
+        return "/archive?s=" + links.pack(fields)
+    return signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
+                            expires=expires)
+
+
+def granted_expiry(request: Request, fields: dict[str, Any], settings: Settings) -> int | None:
+    """Given a POSTed selection, return the expiry of the signed grant that let it in, or None.
+
+    Raises Forbidden when the grant's folder does not hold every selected path.
+    """
+    expires: int | None = request.scope.get("state", {}).get("signed_expires")
+    if expires is None or settings.secret is None:
+        return None
     grant = parse_path(request.query_params.get("grant", ""))
     for raw in fields["paths"]:
         if parse_path(raw)[: len(grant)] != grant:
             raise Forbidden("this link only allows downloads from its own folder", path=raw)
-    return base + signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
-                                   expires=expires)
+    return expires
 
 
-async def plan_in_thread(service: Service, paths: list[str], fmt: str, compression: Any,
-                         level: Any, name: Any, names: Any = None,
-                         checksums: Any = None) -> ArchivePlan:
-    """Given raw selection fields, return their plan, made in a worker thread.
+RECORD_LIFETIME = 24 * 3600  # a password's record, when no grant sets a shorter life
 
-    Walking a big tree must not stall the event loop. Raises what Service.archive raises.
+
+def record_location(request: Request, fields: dict[str, Any], plan: ArchivePlan,
+                    service: Service) -> str:
+    """Given a POSTed selection with a password and its plan, keep it as a record; return the link to it.
+
+    The link names the record, never the fields; it is signed (Service.sealing
+    refused the password without a secret) until the grant's expiry, else a day
+    (at most --max-lifetime), and a sized archive's link pins its ETag.
+    Raises BadRequest when the server keeps no records, Forbidden as granted_expiry.
+    """
+    settings = service.settings
+    assert settings.secret is not None
+    if service.records is None:
+        raise BadRequest("this server keeps no records, so it cannot hold a password")
+    expires = granted_expiry(request, fields, settings)
+    if expires is None:
+        expires = int(time.time()) + min(RECORD_LIFETIME, settings.max_expires)
+    record = links.record_bytes(fields)
+    key = links.record_key(settings.secret.encode("utf-8"), record)
+    service.records.put(key, record, expires=expires)
+    query = [("r", key)] + ([("etag", plan.etag)] if plan.etag is not None else [])
+    return signing.sign_url(settings.secret, "/archive", query, expires=expires)
+
+
+def record_fields(service: Service, key: str) -> dict[str, Any]:
+    """Given a record's key from a link, return the selection it holds; raise BadRequest or NotFound."""
+    if not links.RECORD_KEY.match(key):
+        raise BadRequest("malformed record key in link")
+    record = service.records.get(key) if service.records is not None else None
+    if record is None:
+        raise NotFound("this link's record is unknown or has expired")
+    return normalise_fields(links.parse_record(record))
+
+
+async def plan_in_thread(service: Service, fields: Any) -> ArchivePlan:
+    """Given raw selection fields (paths, format, options, perhaps a password), return their plan.
+
+    Planned in a worker thread: walking a big tree must not stall the event
+    loop. Raises what Service.archive raises.
     """
     def run() -> ArchivePlan:
-        return service.archive(paths, fmt, compression=option(compression), level=option(level),
-                               name=option(name), names=option(names),
-                               checksums=option(checksums))
+        return service.archive(list(fields["paths"]), fields["format"],
+                               compression=option(fields.get("compression")),
+                               level=option(fields.get("level")), name=option(fields.get("name")),
+                               names=option(fields.get("names")),
+                               checksums=option(fields.get("checksums")),
+                               encryption=option(fields.get("encryption")),
+                               password=option(fields.get("password")))
     return await anyio.to_thread.run_sync(run)
 
 

@@ -12,7 +12,13 @@ subclass rather than a copy of its writer:
 - the UTC mtime in an extended-timestamp field (0x5455) beside the DOS time,
   which is itself written in UTC so every machine writes the same bytes;
 - a non-ASCII name carries the Info-ZIP Unicode Path field (0x7075, APPNOTE
-  4.6.9) after the timestamp, in both headers, beside the UTF-8 flag (bit 11).
+  4.6.9) after the timestamp, in both headers, beside the UTF-8 flag (bit 11);
+- an encrypted ("sealed") entry is WinZip AES-256, AE-2: method 99, flag bit 0,
+  version needed 5.1 (APPNOTE 4.4.3.2), CRC 0, the 0x9901 field (holding the
+  real method) last in both headers, and its data 28 bytes longer (salt and
+  verifier before the ciphertext, the authentication code after). In a sized
+  layout the salt and code are pieces of their own, "salt" and "mac", which
+  the encoder fills: they depend on the password.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class EntryInfo(ZipStreamInfo):  # type: ignore[misc]
         if extra64:
             extra = struct.pack(f"<HH{len(extra64)}Q", 1, 8 * len(extra64), *extra64) + extra
             version = ZIP64_VERSION
+        if self.compress_type == zipextra.AES_METHOD:
+            version = zipextra.AES_VERSION_NEEDED
         dosdate, dostime = _dos(self.date_time)
         name, flags = self._encodeFilenameFlags()
         extra_bytes: bytes = extra
@@ -87,8 +95,10 @@ def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | No
          offset: int = 0, descriptor: bool = False) -> EntryInfo:
     """Given an entry and what is known of its data, return its record.
 
-    ``descriptor`` marks a deflated entry whose CRC and sizes follow its data
-    (flag bit 3), because they were not known when its header was written.
+    ``compressed`` is the length of the data as written (encrypted, for a
+    sealed entry); None means stored. ``descriptor`` marks a deflated entry
+    whose CRC and sizes follow its data (flag bit 3), because they were not
+    known when its header was written.
     """
     node = entry.node
     seconds = entry.mtime_ns // 1_000_000_000
@@ -100,14 +110,25 @@ def info(entry: Entry, crc: int, *, deflated: bool = False, compressed: int | No
     rec.compress_type = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
     rec.CRC = crc
     rec.file_size = node.size
-    rec.compress_size = node.size if compressed is None else compressed
+    rec.compress_size = written_size(entry) if compressed is None else compressed
     rec.header_offset = offset
     # Info-ZIP extended timestamp, mtime only: flags=1 then a 32-bit Unix time.
     rec.extra = struct.pack("<HHBI", 0x5455, 5, 1, min(max(seconds, 0), 0x7FFFFFFF))
     rec.extra += _unicode_extra(rec.filename)
     if deflated and descriptor:
         rec.flag_bits |= FLAG_DATA_DESCRIPTOR
+    if entry.sealed:
+        # WinZip AE-2: the real method in 0x9901, 99 in the header, no CRC (the code checks the data).
+        rec.extra += zipextra.aes_extra(rec.compress_type)
+        rec.compress_type, rec.CRC = zipextra.AES_METHOD, 0
+        rec.flag_bits |= zipextra.FLAG_ENCRYPTED
+        rec.extract_version = rec.create_version = zipextra.AES_VERSION_NEEDED
     return rec
+
+
+def written_size(entry: Entry) -> int:
+    """Given a stored entry, return the length of its data in the archive (28 more when sealed)."""
+    return entry.node.size + (zipextra.AES_OVERHEAD if entry.sealed else 0)
 
 
 def local_header(entry: Entry, crc: int, *, deflated: bool = False,
@@ -135,30 +156,40 @@ def stored_local_header(entry: Entry, crc: int) -> bytes:
     equal), built with one struct as tar.header builds ustar blocks; ZIP64
     entries, rare, still go through the record.
     """
-    size = entry.node.size
-    if size >= ZIP64_LIMIT:
+    size, written = entry.node.size, written_size(entry)
+    if written >= ZIP64_LIMIT:
         return local_header(entry, crc)
-    name, flags = _name_flags(entry)
-    dosdate, dostime, extra = _times(entry)
-    if flags:
-        extra += _unicode_extra(_shown(entry))
-    return _LOCAL.pack(b"PK\x03\x04", 20, 0, flags, zipfile.ZIP_STORED, dostime, dosdate, crc,
-                       size, size, len(name), len(extra)) + name + extra
+    name, flags, version, method, crc, extra, dosdate, dostime = _stored_fields(entry, crc)
+    return _LOCAL.pack(b"PK\x03\x04", version, 0, flags, method, dostime, dosdate, crc,
+                       written, size, len(name), len(extra)) + name + extra
 
 
 def stored_central_record(entry: Entry, crc: int, offset: int) -> bytes:
     """Given a stored entry, its CRC and offset, return info(...).central_record(), in a few microseconds."""
-    size = entry.node.size
-    if size >= ZIP64_LIMIT or offset >= ZIP64_LIMIT:
+    size, written = entry.node.size, written_size(entry)
+    if written >= ZIP64_LIMIT or offset >= ZIP64_LIMIT:
         return bytes(info(entry, crc, offset=offset).central_record())
+    name, flags, version, method, crc, extra, dosdate, dostime = _stored_fields(entry, crc)
+    kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
+    attr = (kind | entry.node.mode) << 16 | (MSDOS_DIRECTORY if entry.is_dir else 0)
+    return _CENTRAL.pack(CENTRAL_DIR[1], version, 3, version, 0, flags, method, dostime, dosdate,
+                         crc, written, size, len(name), len(extra), 0, 0, 0, attr, offset) + name + extra
+
+
+_Fields = tuple[bytes, int, int, int, int, bytes, int, int]
+
+
+def _stored_fields(entry: Entry, crc: int) -> _Fields:
+    """Given a stored entry and its CRC, return its name, flags, version, method, CRC, extra and DOS time."""
     name, flags = _name_flags(entry)
     dosdate, dostime, extra = _times(entry)
     if flags:
         extra += _unicode_extra(_shown(entry))
-    kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
-    attr = (kind | entry.node.mode) << 16 | (MSDOS_DIRECTORY if entry.is_dir else 0)
-    return _CENTRAL.pack(CENTRAL_DIR[1], 20, 3, 20, 0, flags, zipfile.ZIP_STORED, dostime, dosdate,
-                         crc, size, size, len(name), len(extra), 0, 0, 0, attr, offset) + name + extra
+    if not entry.sealed:
+        return name, flags, 20, zipfile.ZIP_STORED, crc, extra, dosdate, dostime
+    extra += zipextra.aes_extra(zipfile.ZIP_STORED)  # AE-2: no CRC, method 99
+    return (name, flags | zipextra.FLAG_ENCRYPTED, zipextra.AES_VERSION_NEEDED, zipextra.AES_METHOD,
+            0, extra, dosdate, dostime)
 
 
 def _shown(entry: Entry) -> str:
@@ -228,16 +259,21 @@ ZIP64_SIZES = 20  # a local header's ZIP64 field: header, then both sizes
 
 def local_header_size(entry: Entry) -> int:
     """Given a stored entry, return len(local_header(entry, crc)) without rendering it (APPNOTE 4.3.7)."""
-    zip64 = ZIP64_SIZES if entry.node.size >= ZIP64_LIMIT else 0
-    return 30 + _name_length(entry) + TIMESTAMP_EXTRA + _unicode_size(entry) + zip64
+    zip64 = ZIP64_SIZES if written_size(entry) >= ZIP64_LIMIT else 0
+    return 30 + _name_length(entry) + _extras_size(entry) + zip64
 
 
 def central_record_size(entry: Entry, offset: int) -> int:
     """Given a stored entry and its offset, return the length of its central record (see central_record)."""
-    fields = 2 if entry.node.size >= ZIP64_LIMIT or offset >= ZIP64_LIMIT else 0
+    fields = 2 if written_size(entry) >= ZIP64_LIMIT or offset >= ZIP64_LIMIT else 0
     fields += offset >= ZIP64_LIMIT
     zip64 = 4 + 8 * fields if fields else 0
-    return 46 + _name_length(entry) + TIMESTAMP_EXTRA + _unicode_size(entry) + zip64
+    return 46 + _name_length(entry) + _extras_size(entry) + zip64
+
+
+def _extras_size(entry: Entry) -> int:
+    """Given an entry, return the length of its timestamp, Unicode Path and AES fields."""
+    return TIMESTAMP_EXTRA + _unicode_size(entry) + (zipextra.AES_EXTRA_SIZE if entry.sealed else 0)
 
 
 def _unicode_size(entry: Entry) -> int:
@@ -253,7 +289,7 @@ def _name_length(entry: Entry) -> int:
 
 
 def layout(entries: list[Entry]) -> Layout:
-    """Given entries that are all stored, return the archive's pieces.
+    """Given entries that are all stored (some perhaps sealed), return the archive's pieces.
 
     Header lengths do not depend on CRC values; they are computed, not
     rendered (a 65,536-entry plan took ~3 s of rendering), and a table test
@@ -267,9 +303,15 @@ def layout(entries: list[Entry]) -> Layout:
         head = local_header_size(entry)
         pieces.append(Piece(total, head, "head", i))
         total += head
+        if entry.sealed:  # the salt and verifier, filled by the encoder
+            pieces.append(Piece(total, zipextra.AES_PREFIX, "salt", i))
+            total += zipextra.AES_PREFIX
         if entry.node.size:
             pieces.append(Piece(total, entry.node.size, "data", i))
             total += entry.node.size
+        if entry.sealed:  # the authentication code, filled by the encoder
+            pieces.append(Piece(total, zipextra.AES_MAC, "mac", i))
+            total += zipextra.AES_MAC
     cd_start = total
     for i, entry in enumerate(entries):
         record = central_record_size(entry, offsets[i])

@@ -31,6 +31,10 @@ AES_256 = 3  # strength: 1, 2, 3 are AES-128, -192, -256
 AES_EXTRA_SIZE = 11  # header 4 + version 2 + vendor 2 + strength 1 + method 2
 AES_VERSION_NEEDED = 51  # APPNOTE 4.4.3.2: 5.1 - file is encrypted using AES encryption
 FLAG_ENCRYPTED = 0x1  # general purpose bit 0 (APPNOTE 4.4.4)
+# An AES-256 entry's data: 16-byte salt and 2-byte verifier, the ciphertext, a 10-byte code.
+AES_PREFIX = 18
+AES_MAC = 10
+AES_OVERHEAD = AES_PREFIX + AES_MAC
 
 _HEADER = struct.Struct("<HH")
 _UNICODE_HEAD = struct.Struct("<BL")  # version 1, CRC-32 of the header's name
