@@ -109,6 +109,7 @@ def served_http(served: Site) -> Iterator[httpx.Client]:
 def client(tree: Path, tmp_path: Path) -> Iterator[TestClient]:
     """The ASGI app in process (no socket), for header and error checks."""
 
-    app = create_app(Settings(root=tree, crc_cache=tmp_path / "crc.sqlite3"))
+    app = create_app(Settings(root=tree, crc_cache=tmp_path / "crc.sqlite3",
+                              records=tmp_path / "records.sqlite3"))
     with TestClient(app, base_url="http://testserver") as c:
         yield c

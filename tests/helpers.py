@@ -128,12 +128,13 @@ def start_server(root: Path | str, tmp: Path, *args: str,
                  env: dict[str, str] | None = None) -> Server:
     """Start `zipserve serve root` on a free port and wait (bounded) for /healthz.
 
-    `root` is a folder or an s3:// URL; the log and the CRC cache go in `tmp`.
+    `root` is a folder or an s3:// URL; the log, the CRC cache and the records go in `tmp`.
     """
     port = free_port()
     log = tmp / f"server-{port}.log"
     cmd = [sys.executable, "-m", "zipserve", "serve", str(root), "--port", str(port),
-           "--crc-cache", str(tmp / "crc.sqlite3"), *args]
+           "--crc-cache", str(tmp / "crc.sqlite3"), "--records", str(tmp / "records.sqlite3"),
+           *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})})

@@ -70,7 +70,7 @@ class DictStore:
         return self.data.get(digest)
 
     def put(self, digest: str, data: bytes, *, expires: int | None = None) -> None:
-        self.data[digest] = data
+        self.data[digest] = data  # never expires: these tests are about addresses
 
 
 # ---------------------------------------------------------------- tokens and addresses

@@ -17,12 +17,19 @@ from typing import Any, BinaryIO
 
 import click
 
-from zipserve import sources
+from zipserve import records, sources
 from zipserve.core import signing
 from zipserve.errors import Unavailable, ZipserveError
 from zipserve.settings import Settings
 
 SETTINGS_ENV = "ZIPSERVE__SETTINGS"  # how the parent hands settings to uvicorn's workers
+
+
+RECORDS = click.option(
+    "--records", default=None, metavar="PATH|s3://bucket/prefix",
+    help="Where records behind links are kept (stored manifests, protected selections): a SQLite"
+         " file (default: ~/.cache/zipserve/records.sqlite3), or a prefix in the S3 store the"
+         " --s3-* options reach, shared by a fleet.")
 
 
 def common_options(f: Any) -> Any:
@@ -41,6 +48,7 @@ def common_options(f: Any) -> Any:
         click.option("--crc-cache", type=click.Path(path_type=Path), default=None,
                      help="CRC cache file (default: ~/.cache/zipserve/crc.sqlite3)."),
         click.option("--no-crc-cache", is_flag=True, help="Keep CRCs in memory only."),
+        RECORDS,
         click.option("--chunk-size", type=int, default=1 << 20, show_default=True),
         click.option("--allow-url", "allow_url", multiple=True, metavar="PREFIX",
                      help="Let manifests name http(s) URLs under PREFIX (repeatable; none by"
@@ -68,7 +76,7 @@ def source_options(*, sign: bool = False) -> Callable[[Any], Any]:
 
 
 def make_settings(root: str, *, crc_cache: Path | None, no_crc_cache: bool,
-                  **values: Any) -> Settings:
+                  records: str | None = None, **values: Any) -> Settings:
     """Given parsed options, return checked Settings; raise click.BadParameter.
 
     The options a source declares go to Settings.source_options, the rest are fields.
@@ -78,6 +86,8 @@ def make_settings(root: str, *, crc_cache: Path | None, no_crc_cache: bool,
         extra["crc_cache"] = None
     elif crc_cache is not None:
         extra["crc_cache"] = crc_cache
+    if records is not None:
+        extra["records"] = records
     declared = {o.name for o in sources.options()}
     given = {k: values.pop(k) for k in list(values) if k in declared}
     try:
@@ -136,16 +146,20 @@ def serve(root: str, max_lifetime: str, **options: Any) -> None:
 
 
 def probe_source(settings: Settings) -> None:
-    """Given settings, stop now if their source refuses us; warn if it is unreachable.
+    """Given settings, stop now if their source or record store refuses us; warn if one is unreachable.
 
     An unreachable store may come back: requests meanwhile get a 503.
     """
-    try:
-        sources.probe(settings.root, settings.source_options)
-    except Unavailable as exc:
-        click.echo(f"warning: {exc.message}", err=True)
-    except ZipserveError as exc:
-        raise click.ClickException(f"{settings.root}: {exc.message}") from None
+    asks: list[tuple[str, Callable[[], None]]] = [
+        (str(settings.root), lambda: sources.probe(settings.root, settings.source_options)),
+        ("--records", lambda: records.probe(settings.records, settings.source_options))]
+    for name, ask in asks:
+        try:
+            ask()
+        except Unavailable as exc:
+            click.echo(f"warning: {exc.message}", err=True)
+        except ZipserveError as exc:
+            raise click.ClickException(f"{name}: {exc.message}") from None
 
 
 def log_config() -> dict[str, Any]:
@@ -298,6 +312,7 @@ def _duration(text: str) -> int:
 @click.option("--file", "kind", flag_value="file", help="Sign /files/PATH.")
 @click.option("--page", "kind", flag_value="page", help="Sign the page /browse/PATH.")
 @click.option("--no-pin", is_flag=True, help="Do not pin the archive's snapshot (?etag=).")
+@RECORDS
 @source_options(sign=True)
 def sign(paths: tuple[str, ...], secret: str, root: str, fmt: str, compression: str | None,
          name: str | None, expires: str, base_url: str, kind: str | None,

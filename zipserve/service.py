@@ -1,7 +1,7 @@
 """Requests -> plans: every check made before the first byte of a body.
 
 Holds the parts one server process shares (root, CRC cache, compression
-workers, encoder) and turns validated request fields into an ArchivePlan or a
+workers, encoder, records) and turns validated request fields into an ArchivePlan or a
 file Node. Knows nothing of HTTP.
 """
 
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from zipserve import sources
+from zipserve import records, sources
 from zipserve.core import plan
 from zipserve.core.limits import Budget
 from zipserve.core.manifest import Manifest
-from zipserve.core.manifest_link import ManifestStore
 from zipserve.core.node import Node
 from zipserve.core.selection import (
     download_name,
@@ -65,14 +64,16 @@ class Service:
         shared = self.root.crc_store if isinstance(self.root, SharesCrcs) else None
         self.cache = CrcCache(settings.crc_cache, key_of=self.mixed.crc_key, shared=shared)
         self.crcs = Crcs(self.root, self.cache, settings.chunk_size)
+        # Records behind links (stored manifests, protected selections), shared like the source.
+        self.records = records.open_records(settings.records, settings.source_options)
         self.pool = compress.Pool(settings.compress_workers)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
-        self.records: ManifestStore | None = None  # manifests too long for a link (see zipserve/records)
         self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
                                         self.pool, settings.chunk_size)
 
     def close(self) -> None:
         self.pool.close()
+        self.records.close()
         self.cache.close()
         self.mixed.close()
         self.root.close()

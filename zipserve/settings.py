@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zipserve import sources
+from zipserve import records, sources
 from zipserve.core.urlpolicy import UrlPolicy
 from zipserve.errors import ConfigError
 
@@ -19,6 +19,11 @@ def default_crc_cache() -> Path:
     """Return the CRC cache's default path in the user's cache folder (XDG)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "zipserve" / "crc.sqlite3"
+
+
+def default_records() -> Path:
+    """Return the record store's default path in the user's cache folder (XDG), beside the CRC cache."""
+    return default_crc_cache().with_name("records.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class Settings:
     max_expires: int = 7 * 24 * 3600
     # URL prefixes a manifest's entries may be fetched from (--allow-url); none: no URL is.
     allow_url: tuple[str, ...] = ()
+    # Records behind links (zipserve.records): a SQLite file, s3://bucket/prefix, or None
+    # (this process's memory only).
+    records: Path | str | None = field(default_factory=default_records)
     # The source's own settings by option name: each source declares its options, their
     # defaults and checks (see zipserve.sources); a name no source declares is refused.
     source_options: Mapping[str, object] = field(default_factory=dict)
@@ -62,6 +70,7 @@ class Settings:
         object.__setattr__(self, "root", root.resolve() if isinstance(root, Path) else root)
         object.__setattr__(self, "source_options", dict(self.source_options))
         object.__setattr__(self, "allow_url", tuple(self.allow_url))
+        object.__setattr__(self, "records", records.spec_of(self.records))
         check(self)
 
 
@@ -69,6 +78,7 @@ def check(settings: Settings) -> None:
     """Given settings, raise ConfigError naming the first one that cannot work."""
     sources.check(settings.root, settings.source_options)
     UrlPolicy.from_prefixes(settings.allow_url)
+    records.check(settings.records, settings.source_options, settings.root)
     if not 1 <= settings.level <= 9:
         raise ConfigError("level must be 1..9")
     if settings.chunk_size < 4096:

@@ -111,6 +111,7 @@ def services(s3_env: CephRgw) -> Iterator[Callable[..., Service]]:
     def make(served: str, **settings: Any) -> Service:
         options = {"s3_endpoint": s3_env.endpoint}
         options.update({k: settings.pop(k) for k in list(settings) if k.startswith("s3_")})
+        settings.setdefault("records", None)
         svc = Service(Settings(root=served, crc_cache=None, source_options=options, **settings))
         made.append(svc)
         return svc

@@ -52,7 +52,10 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class ManifestStore(Protocol):
     """Where manifests too long for a URL are kept, by the hex SHA-256 of their canonical JSON.
 
-    `expires` (POSIX seconds; None: never) is when the record may go: a signed link's expiry.
+    zipserve.records is the I/O side. A key is 64 lowercase hex digits (anything
+    else raises ValueError); `expires` is in POSIX seconds (None: never), and an
+    expired record reads as None. Putting one key twice is fine: it is a
+    content address, and the record keeps the later expiry.
     """
 
     def get(self, digest: str) -> bytes | None: ...

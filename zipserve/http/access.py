@@ -37,7 +37,7 @@ class Access:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.token is None and self.secret is None) \
-                or scope["path"] in OPEN_PATHS:
+                or get_route_path(scope) in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -62,9 +62,11 @@ class Access:
             given = [v for k, v in query if k == "token"]
             if given and _same(given[-1], self.token):
                 return self._cookie_redirect(scope, query)
-        if self.secret is not None and scope["path"] not in TOKEN_ONLY and any(
+        # The path in this app: mounted in another, links are signed without the mount's prefix.
+        path = get_route_path(scope)
+        if self.secret is not None and path not in TOKEN_ONLY and any(
                 k == "sig" for k, _ in query):
-            expires = signing.verify(self.secret, scope["method"], scope["path"], query,
+            expires = signing.verify(self.secret, scope["method"], path, query,
                                      now=self.clock(), max_lifetime=self.max_lifetime)
             scope.setdefault("state", {})["signed_expires"] = expires
             return None
@@ -83,12 +85,21 @@ class Access:
         """Given a request that brought ?token=, set the cookie and send it to the same URL without it."""
         assert self.token is not None
         rest = [(k, v) for k, v in query if k != "token"]
-        target = scope.get("root_path", "") + scope["path"] + ("?" + urlencode(rest) if rest else "")
+        target = scope.get("root_path", "") + get_route_path(scope) + ("?" + urlencode(rest) if rest else "")
         # SameSite=Lax, not Strict: Strict would drop the cookie on exactly this
         # redirect when the link was followed from another site.
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, self.token, httponly=True, samesite="lax", path="/")
         return response
+
+
+def get_route_path(scope: Scope) -> str:
+    """Given a request's scope, return its path inside this app (without the root_path it is mounted at)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
 
 
 def _same(given: str, expected: str) -> bool:

@@ -72,18 +72,21 @@ class Links:
     secret: str | None = None
     expires: int | None = None
     grant: RelPath = ()
+    base: str = ""  # where the app is mounted in another (its root_path): every href starts there
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = (), method: str = "GET") -> str:
-        """Given an unencoded path and its query, return the href (signed when the page was)."""
+        """Given an unencoded path in the app and its query, return the href (signed when the page was)."""
         if self.secret is None or self.expires is None:
-            return quote(path, safe="/") + ("?" + urlencode(query, quote_via=quote) if query
-                                            else "")
-        return signing.sign_url(self.secret, path, query, expires=self.expires, method=method)
+            return quote(self.base + path, safe="/") + (
+                "?" + urlencode(query, quote_via=quote) if query else "")
+        # Signed over the path in the app: that is what Access checks, mounted or not.
+        return quote(self.base, safe="/") + signing.sign_url(self.secret, path, query,
+                                                             expires=self.expires, method=method)
 
     def folder(self, parts: RelPath) -> str | None:
         """Given a folder, return its page's href, or None when a signed page may not go there."""
         if self.expires is None:
-            return self.url("/browse/" + "/".join(parts)) if parts else "/"
+            return self.url("/browse/" + "/".join(parts) if parts else "/")
         if parts[: len(self.grant)] != self.grant:
             return None
         return self.url("/browse/" + "/".join(parts), [("grant", "/".join(self.grant))])
@@ -93,7 +96,7 @@ class Links:
 
     def action(self) -> str:
         if self.expires is None:
-            return "/archive"
+            return self.url("/archive")
         return self.url("/archive", [("grant", "/".join(self.grant))], method="POST")
 
     def static(self, name: str) -> str:
@@ -107,12 +110,13 @@ def links_for(request: Request, secret: str | None, here: RelPath) -> Links:
     the page's own folder is the grant.
     """
     expires = request.scope.get("state", {}).get("signed_expires")
+    base = str(request.scope.get("root_path", ""))
     if secret is None or expires is None:
-        return Links()
+        return Links(base=base)
     grant = parse_path(request.query_params.get("grant", "/".join(here)))
     if here[: len(grant)] != grant:
         grant = here
-    return Links(secret, expires, grant)
+    return Links(secret, expires, grant, base)
 
 
 @dataclass(frozen=True)

@@ -107,10 +107,11 @@ def archive_location(request: Request, fields: dict[str, Any], settings: Setting
     folder, and gets a download URL signed for the same lifetime.
     """
     expires = granted_expiry(request, fields, settings)
+    base = str(request.scope.get("root_path", ""))  # where the app is mounted, if it is
     if expires is None or settings.secret is None:
-        return "/archive?s=" + links.pack(fields)
-    return signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
-                            expires=expires)
+        return base + "/archive?s=" + links.pack(fields)
+    return base + signing.sign_url(settings.secret, "/archive", [("s", links.pack(fields))],
+                                   expires=expires)
 
 
 def granted_expiry(request: Request, fields: dict[str, Any], settings: Settings) -> int | None:
@@ -151,7 +152,8 @@ def record_location(request: Request, fields: dict[str, Any], plan: ArchivePlan,
     key = links.record_key(settings.secret.encode("utf-8"), record)
     service.records.put(key, record, expires=expires)
     query = [("r", key)] + ([("etag", plan.etag)] if plan.etag is not None else [])
-    return signing.sign_url(settings.secret, "/archive", query, expires=expires)
+    base = str(request.scope.get("root_path", ""))  # where the app is mounted, if it is
+    return base + signing.sign_url(settings.secret, "/archive", query, expires=expires)
 
 
 def record_fields(service: Service, key: str) -> dict[str, Any]:
