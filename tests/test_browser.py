@@ -325,3 +325,33 @@ def test_screenshot_of_the_page(browser: Browser, site: Server, problems: list[s
     if keep:
         name = "screenshot.png" if label == "laptop" else f"screenshot-{label}.png"
         shutil.copyfile(shot, Path(keep) / name)
+
+
+WINDOWS_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0 Safari/537.36")
+LINUX_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+
+
+@pytest.mark.parametrize(("agent", "windows"), [(WINDOWS_UA, True), (LINUX_UA, False)])
+def test_windows_browsers_get_windows_safe_names_by_default(browser: Browser, site: Server,
+                                                           tmp_path: Path, agent: str,
+                                                           windows: bool) -> None:
+    context = browser.new_context(base_url=site.url, user_agent=agent, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/browse/odd")
+        box = page.get_by_label("Windows-safe names")
+        assert box.is_checked() == windows
+        page.get_by_label("Select all").check()
+        with zipfile.ZipFile(io.BytesIO(saved(download(page, "Download ZIP"), tmp_path))) as z:
+            names = set(z.namelist())
+            contents = sorted(z.read(n) for n in names)
+        assert contents == sorted(ODD.values())  # every file, whatever its name
+        hostile = [n for n in ODD if any(c in n for c in '<>:"|?*')]
+        if windows:  # no name keeps a character Explorer refuses
+            assert not any(c in n for n in names for c in '<>:"|?*')
+        else:
+            assert names == set(ODD) and hostile
+    finally:
+        context.close()

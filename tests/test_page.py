@@ -410,3 +410,22 @@ def test_api_lists_a_folder(served_http: httpx.Client) -> None:
     assert set(entries) == {"notes", "readme.txt", "script.sh"}
     assert entries["readme.txt"]["size"] == 750
     assert entries["notes"]["kind"] == "dir"
+
+
+@pytest.mark.parametrize(("headers", "windows"), [
+    ({"Sec-CH-UA-Platform": '"Windows"'}, True),
+    ({"Sec-CH-UA-Platform": '"macOS"', "User-Agent": "Mozilla/5.0 (Windows NT 10.0)"}, False),
+    ({"Sec-CH-UA-Platform": '"Linux"'}, False),
+    ({"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/120.0"}, True),
+    ({"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}, False),
+    ({"User-Agent": "Wget/1.21"}, False),
+    ({}, False),
+])
+def test_windows_safe_names_are_ticked_for_windows_browsers(tmp_path: Path, headers: dict[str, str],
+                                                            windows: bool) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    with TestClient(create_app(Settings(root=tmp_path, crc_cache=None))) as c:
+        r = c.get("/", headers={**HTML, **headers})
+    box = next(line for line in r.text.splitlines() if 'name="names"' in line)
+    assert ('value="windows" checked' in box) == windows
+    assert "Sec-CH-UA-Platform" in r.headers["vary"]

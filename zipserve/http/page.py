@@ -42,7 +42,9 @@ ENV = jinja2.Environment(
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin", "Cache-Control": "no-cache"}
+                "Referrer-Policy": "same-origin", "Cache-Control": "no-cache",
+                # The "Windows-safe names" box is ticked for Windows browsers (see on_windows).
+                "Vary": "Sec-CH-UA-Platform, User-Agent"}
 UNITS = ("KB", "MB", "GB", "TB", "PB", "EB")
 
 
@@ -56,7 +58,8 @@ def install_page(app: FastAPI, service: Service) -> None:
     async def browse(request: Request, path: str = "") -> HTMLResponse:
         folder, children = await anyio.to_thread.run_sync(service.listing, path)
         links = links_for(request, service.settings.secret, folder.path)
-        return HTMLResponse(render_folder(folder, children, links), headers=PAGE_HEADERS)
+        return HTMLResponse(render_folder(folder, children, links, windows=on_windows(request)),
+                            headers=PAGE_HEADERS)
 
 
 @cache
@@ -156,12 +159,29 @@ def breadcrumbs(here: RelPath, links: Links) -> list[tuple[str, str | None]]:
     return [*crumbs[:-1], (crumbs[-1][0], None)]
 
 
-def render_folder(folder: Node, children: list[Node], links: Links) -> str:
-    """Given a folder and its entries (folders first), return the page's HTML."""
+def render_folder(folder: Node, children: list[Node], links: Links, *, windows: bool = False) -> str:
+    """Given a folder and its entries (folders first), return the page's HTML.
+
+    `windows`: tick "Windows-safe names" (names=windows) for this browser's downloads.
+    """
     return ENV.get_template("folder.html").render(
         title=folder.shown or "Home", crumbs=breadcrumbs(folder.path, links),
         rows=[row_of(n, links) for n in children], action=links.action(),
-        css=links.static("zipserve.css"), js=links.static("zipserve.js"))
+        css=links.static("zipserve.css"), js=links.static("zipserve.js"), windows=windows)
+
+
+def on_windows(request: Request) -> bool:
+    """Given the page's request, return whether the browser runs on Windows.
+
+    The Sec-CH-UA-Platform client hint when the browser sends it (Chromium
+    does to secure origins, localhost included), else the User-Agent. A
+    Windows user unzips with Explorer, which cannot make files named
+    `a:b`, `con.txt` or `x.`; elsewhere the archive keeps the tree's names.
+    """
+    platform = request.headers.get("sec-ch-ua-platform")
+    if platform is not None:
+        return platform.strip().strip('"').lower() == "windows"
+    return "windows" in request.headers.get("user-agent", "").lower()
 
 
 def render_error(exc: ZipserveError) -> str:
