@@ -207,7 +207,10 @@ class Encoder:
         if cached is not None:
             return cached
         if whole and entry.node.size <= self.hold:
-            data = held[index] = b"".join(self.reads.data(entry.node, learn=True, reader=reader))
+            # A CRC the caller claimed (a manifest's crc32) must be the bytes': else the cut comes here.
+            claimed = entry.node.claimed_crc if entry.node.claimed_crc >= 0 else None
+            data = held[index] = b"".join(self.reads.data(entry.node, expected=claimed, learn=True,
+                                                          reader=reader))
             return crc32(data)
         return self.crcs.of(entry.node)
 

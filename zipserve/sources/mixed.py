@@ -136,14 +136,19 @@ class Mixed:
         return source.prefetch(spans) if source is not None else None
 
     def crc_key(self, node: Node) -> str:
-        """Given a file node, return its CRC cache key, as its origin names its identity."""
+        """Given a file node, return its CRC cache key, as its origin names its identity.
+
+        A CRC a manifest claimed is part of the key: a wrong claim cached under
+        the object's own key would be every later archive's header.
+        """
+        claim = f"|claimed:{node.claimed_crc:08x}" if node.origin and node.claimed_crc >= 0 else ""
         if node.origin == HTTP:
-            return f"http|{node.path[0]}|{node.version}|{node.size}"
+            return f"http|{node.path[0]}|{node.version}|{node.size}{claim}"
         if node.origin == INLINE:
             return f"inline|{node.version}|{node.size}"
         source = self.source_of(node.origin)
         assert source is not None and not isinstance(source, HttpObjects)
-        return source.crc_key(node)
+        return source.crc_key(node) + claim
 
     def known_crc(self, node: Node) -> int | None:
         """Given a file node, return a remote file's CRC-32 as its manifest or its store gives it."""
