@@ -139,12 +139,10 @@ def record_location(request: Request, fields: dict[str, Any], plan: ArchivePlan,
     The link names the record, never the fields; it is signed (Service.sealing
     refused the password without a secret) until the grant's expiry, else a day
     (at most --max-lifetime), and a sized archive's link pins its ETag.
-    Raises BadRequest when the server keeps no records, Forbidden as granted_expiry.
+    Raises Forbidden as granted_expiry.
     """
     settings = service.settings
     assert settings.secret is not None
-    if service.records is None:
-        raise BadRequest("this server keeps no records, so it cannot hold a password")
     expires = granted_expiry(request, fields, settings)
     if expires is None:
         expires = int(time.time()) + min(RECORD_LIFETIME, settings.max_expires)
@@ -160,7 +158,7 @@ def record_fields(service: Service, key: str) -> dict[str, Any]:
     """Given a record's key from a link, return the selection it holds; raise BadRequest or NotFound."""
     if not links.RECORD_KEY.match(key):
         raise BadRequest("malformed record key in link")
-    record = service.records.get(key) if service.records is not None else None
+    record = service.records.get(key)
     if record is None:
         raise NotFound("this link's record is unknown or has expired")
     return normalise_fields(links.parse_record(record))
