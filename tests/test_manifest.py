@@ -13,12 +13,11 @@ from zipserve.core.manifest import (
     SourceRef,
     download_name,
     load_manifest,
-    missing_report,
     parse_manifest,
     parse_source,
-    report_name,
     to_json,
 )
+from zipserve.core.missing import missing_report, report_name
 from zipserve.core.names import first_conflict, parse_entry_name
 from zipserve.core.selection import Options
 from zipserve.errors import BadRequest, TooLarge
@@ -447,3 +446,27 @@ def test_the_missing_report_names_each_skipped_entry_and_why() -> None:
 def test_manifests_are_frozen_and_hashable() -> None:
     m = parse_manifest(SAMPLE, max_entries=CAP)
     assert isinstance(m, Manifest) and hash(m) == hash(parse_manifest(SAMPLE, max_entries=CAP))
+
+
+@pytest.mark.parametrize(("top", "why"), [
+    ({"names": "dos"}, '"names" must be one of'),
+    ({"checksums": "md5"}, '"checksums" must be one of'),
+    ({"format": "tar", "checksums": "sha256"}, "zip only"),
+    ({"format": "tar", "password": "p"}, "zip only"),
+    ({"encryption": "aes256"}, "come together"),
+    ({"encryption": "none", "password": "p"}, "come together"),
+    ({"password": ""}, "non-empty string"),
+    ({"password": 5}, "non-empty string"),
+])
+def test_archive_options_that_cannot_work_are_refused(top: dict[str, Any], why: str) -> None:
+    with pytest.raises(BadRequest, match=why):
+        parse_manifest(one({"source": "a", "name": "a"}, **top), max_entries=CAP)
+
+
+def test_archive_options_reach_the_options_and_round_trip() -> None:
+    m = parse_manifest(one({"source": "a", "name": "a"}, names="windows", checksums="sha256",
+                           password="pw"), max_entries=CAP)
+    o = m.options(6)
+    assert (o.names, o.checksums, o.encryption, o.level) == ("windows", "sha256", "aes256", 6)
+    assert parse_manifest(to_json(m), max_entries=CAP) == m
+    assert parse_manifest(to_json(m), max_entries=CAP).password == "pw"

@@ -308,3 +308,44 @@ def test_stored_bytes_are_validated_like_a_posted_manifest() -> None:
     data = b'{"entries":[{"name":"../x","source":"a"}]}'
     with pytest.raises(BadRequest):
         from_stored(hashlib.sha256(data).hexdigest(), data, max_entries=CAP)
+
+
+# ---------------------------------------------------------------- sealed: a manifest with a password
+
+
+SEALED_SMALL = {**SMALL, "password": "correct horse"}
+
+
+def test_a_manifest_with_a_password_is_sealed_never_inline() -> None:
+    m = manifest(SEALED_SMALL)
+    assert m.encryption == "aes256" and "correct horse" not in repr(m)
+    link = make_link(m, secret=SECRET.encode())
+    assert link.path.startswith(f"{LINK_PREFIX}sealed/") and link.stored == canonical_bytes(m)
+    # The key is no plain hash a guessed password could be checked against.
+    assert link.digest != hashlib.sha256(link.stored).hexdigest()
+    assert "correct horse" not in link.path and b"correct horse" in link.stored
+    store = DictStore()
+    store.put(link.digest, link.stored)
+    got = resolve(parse_link(link.path[len(LINK_PREFIX):]), store, max_entries=CAP,
+                  secret=SECRET.encode())
+    assert got == m and got.password == "correct horse"
+
+
+def test_a_password_needs_a_secret() -> None:
+    with pytest.raises(BadRequest, match="secret"):
+        make_link(manifest(SEALED_SMALL))
+
+
+@pytest.mark.parametrize("secret", [b"another secret", None])
+def test_a_sealed_record_needs_the_same_secret(secret: bytes | None) -> None:
+    link = make_link(manifest(SEALED_SMALL), secret=SECRET.encode())
+    store = DictStore()
+    store.put(link.digest, link.stored)
+    with pytest.raises((BadGateway, NotFound)):
+        resolve(parse_link(link.path[len(LINK_PREFIX):]), store, max_entries=CAP, secret=secret)
+
+
+def test_a_token_holding_a_password_is_refused() -> None:
+    raw = json.dumps({"entries": SMALL["entries"], "password": "p"}).encode()
+    with pytest.raises(BadRequest, match="password never travels"):
+        from_token(token_of(raw), max_entries=CAP)

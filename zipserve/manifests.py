@@ -16,14 +16,9 @@ from dataclasses import dataclass
 
 from zipserve.core import plan
 from zipserve.core.limits import Budget
-from zipserve.core.manifest import (
-    Manifest,
-    ManifestEntry,
-    download_name,
-    missing_report,
-    report_name,
-)
+from zipserve.core.manifest import Manifest, ManifestEntry, download_name
 from zipserve.core.manifest_link import ManifestStore, link_url, make_link
+from zipserve.core.missing import missing_report, report_name
 from zipserve.core.names import shown
 from zipserve.core.node import Entry, Node
 from zipserve.core.urlpolicy import shown_url
@@ -45,8 +40,9 @@ class ManifestPlan:
     skipped: tuple[tuple[ManifestEntry, str], ...]
 
 
-def plan_manifest(manifest: Manifest, sources: Mixed, budget: Budget, default_level: int) -> ManifestPlan:
-    """Given a manifest, its sources, the limits and the server's level, return its plan.
+def plan_manifest(manifest: Manifest, sources: Mixed, budget: Budget, default_level: int,
+                  sealing: plan.Sealing | None = None) -> ManifestPlan:
+    """Given a manifest, its sources, the limits, the server's level (and its password), return its plan.
 
     Raises Missing (missing=fail), BadRequest, Forbidden or TooLarge before any byte.
     """
@@ -69,7 +65,7 @@ def plan_manifest(manifest: Manifest, sources: Mixed, budget: Budget, default_le
         newest = max((e.mtime_ns for e in entries), default=0)
         report = inline_node(report_name(manifest), missing_report(skipped), newest)
         entries.append(Entry(report.path[0], report))
-    archive = plan.arrange(entries, options, download_name(manifest))
+    archive = plan.arrange(entries, options, download_name(manifest), sealing)
     return ManifestPlan(archive, tuple(skipped))
 
 
@@ -150,7 +146,7 @@ def mint_link(manifest: Manifest, planned: ManifestPlan, *, store: ManifestStore
     412 instead of other bytes, so a resumed download never mixes two versions.
     Raises BadRequest when the manifest must be stored and no store is set.
     """
-    link = make_link(manifest)
+    link = make_link(manifest, secret=secret.encode("utf-8") if secret is not None else None)
     if link.stored is not None:
         if store is None:
             raise BadRequest("this manifest is too long for a link and the server keeps no records")

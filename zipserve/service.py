@@ -137,7 +137,7 @@ class Service:
         """Given a validated manifest, stat its sources and return its plan; raise as plan_manifest."""
         s = self.settings
         return plan_manifest(manifest, self.mixed, Budget(s.max_files, s.max_bytes, s.max_depth),
-                             s.level)
+                             s.level, self.sealing(manifest.password))
 
     def _walk(self, paths: tuple[tuple[str, ...], ...], budget: Budget) -> Iterator[Node]:
         tops = [self.root.stat(p) for p in paths]  # every path is checked before any walk

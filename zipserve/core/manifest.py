@@ -18,15 +18,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from zipserve.core import formats
 from zipserve.core import names as entry_names
 from zipserve.core.node import RelPath
-from zipserve.core.selection import COMPRESSIONS, Options, parse_format, parse_path
-from zipserve.core.urlpolicy import Url, parse_url, shown_url
+from zipserve.core.selection import (
+    CHECKSUMS,
+    COMPRESSIONS,
+    ENCRYPTIONS,
+    NAMES,
+    Options,
+    parse_format,
+    parse_options,
+    parse_path,
+)
+from zipserve.core.urlpolicy import Url, parse_url
 from zipserve.errors import BadRequest, TooLarge, ZipserveError
 
 MISSING = ("fail", "skip")
@@ -34,7 +43,8 @@ MAX_SIZE = (1 << 63) - 1
 MAX_MTIME = 253402300799  # 9999-12-31T23:59:59Z
 MAX_DOWNLOAD_NAME = 255
 MAX_S3_KEY = 1024  # bytes, the S3 limit
-_KEYS = frozenset({"name", "format", "compression", "level", "missing", "entries"})
+_KEYS = frozenset({"name", "format", "compression", "level", "missing", "entries", "names",
+                   "checksums", "encryption", "password"})
 _ENTRY_KEYS = frozenset({"source", "name", "size", "crc32", "mtime"})
 _CRC32 = re.compile(r"^[0-9A-Fa-f]{8}$")
 _URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -79,11 +89,16 @@ class Manifest:
     missing: str
     entries: tuple[ManifestEntry, ...]
     level: int | None = None  # None: the server's default
+    names: str = "keep"
+    checksums: str = "none"
+    encryption: str = "none"
+    # Under encryption=aes256. A manifest that has one never travels in a link (see manifest_link).
+    password: str | None = field(default=None, repr=False)
 
     def options(self, default_level: int) -> Options:
-        """Given the server's default level, return the archive Options."""
-        return Options(format=self.format, compression=self.compression,
-                       level=self.level if self.level is not None else default_level)
+        """Given the server's default level, return the archive Options; raise BadRequest."""
+        return parse_options(self.format, self.compression, str(self.level or default_level),
+                             default_level, self.names, self.checksums, self.encryption)
 
 
 def load_manifest(raw: bytes | str, *, max_entries: int) -> Manifest:
@@ -132,10 +147,27 @@ def parse_manifest(data: object, *, max_entries: int) -> Manifest:
     row = formats.get(fmt)
     if row.one_file and (len(entries) != 1 or entries[0].is_dir):
         raise BadRequest(f"{row.name} holds exactly one file; use {row.folders_as} for several entries")
-    return Manifest(name=_download_stem(data.get("name")), format=fmt,
-                    compression=_choice(data, "compression", COMPRESSIONS, "auto"),
-                    missing=_choice(data, "missing", MISSING, "fail"),
-                    entries=entries, level=_level(data.get("level")))
+    manifest = Manifest(name=_download_stem(data.get("name")), format=fmt,
+                        compression=_choice(data, "compression", COMPRESSIONS, "auto"),
+                        missing=_choice(data, "missing", MISSING, "fail"),
+                        entries=entries, level=_level(data.get("level")),
+                        names=_choice(data, "names", NAMES, "keep"),
+                        checksums=_choice(data, "checksums", CHECKSUMS, "none"),
+                        encryption=_choice(data, "encryption", ENCRYPTIONS,
+                                           "none" if data.get("password") is None else "aes256"),
+                        password=_password(data.get("password")))
+    manifest.options(1)  # the options must go together (checksums and encryption: zip only)
+    if (manifest.password is None) != (manifest.encryption == "none"):
+        raise BadRequest('manifest "encryption": "aes256" and "password" come together')
+    return manifest
+
+
+def _password(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise BadRequest('manifest "password" must be a non-empty string')
+    return value
 
 
 def _no_unknown_keys(obj: dict[str, Any], known: frozenset[str], where: str) -> None:
@@ -313,6 +345,11 @@ def to_json(manifest: Manifest) -> dict[str, Any]:
         out["name"] = manifest.name
     if manifest.level is not None:
         out["level"] = manifest.level
+    for key, default in (("names", "keep"), ("checksums", "none"), ("encryption", "none")):
+        if getattr(manifest, key) != default:
+            out[key] = getattr(manifest, key)
+    if manifest.password is not None:
+        out["password"] = manifest.password
     return out
 
 
@@ -346,36 +383,3 @@ def download_name(manifest: Manifest) -> str:
     else:
         stem = "archive"
     return (stem or "archive") + ext
-
-
-REPORT_NAME = "MISSING.txt"
-
-
-def report_name(manifest: Manifest) -> str:
-    """Given a Manifest, return the name of its missing=skip report: MISSING.txt unless an entry has it.
-
-    Then MISSING-2.txt, MISSING-3.txt, ...: the report never replaces an entry.
-    """
-    taken = {entry_names.name_key(e.name) for e in manifest.entries}
-    taken |= {entry_names.name_key(e.name.split("/", 1)[0]) for e in manifest.entries}
-    n = 1
-    name = REPORT_NAME
-    while name in taken:
-        n += 1
-        name = f"MISSING-{n}.txt"
-    return name
-
-
-def missing_report(skipped: list[tuple[ManifestEntry, str]]) -> bytes:
-    """Given the entries left out and why, return the report's UTF-8 text, one entry a line.
-
-    A URL source is shown without its query, which may hold a pre-signed key.
-    """
-    lines = [f"{len(skipped)} entr{'y was' if len(skipped) == 1 else 'ies were'} left out "
-             "of this archive (missing=skip):", ""]
-    for entry, reason in skipped:
-        source = entry.source
-        where = "" if source is None else (
-            shown_url(source.text) if source.kind == "http" else entry_names.shown(source.text))
-        lines.append(f"{entry.name}\t{where}\t{entry_names.shown(reason)}")
-    return ("\n".join(lines) + "\n").encode("utf-8")

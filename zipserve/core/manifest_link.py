@@ -7,6 +7,12 @@ address. The two paths::
 
     /manifest/{token}/{filename}
     /manifest/sha256/{64 hex digits}/{filename}
+    /manifest/sealed/{64 hex digits}/{filename}
+
+A manifest with a password (encryption=aes256) never travels in a link, not
+even as an address a guess could be checked against: it is kept under an
+HMAC of its JSON keyed by the server secret (the "sealed" form), and only
+servers holding the secret can name or read it.
 
 The last segment is the download name (``March invoices.zip``), so
 ``wget`` and ``curl -O`` save under the right name without reading
@@ -22,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
 import zlib
@@ -37,6 +44,7 @@ from zipserve.errors import BadGateway, BadRequest, NotFound
 
 LINK_PREFIX = "/manifest/"
 STORED = "sha256"
+SEALED = "sealed"
 # Inline while the whole percent-encoded path stays within 1,800 characters: with the
 # signature's query (~70), a pinned ?etag= (~50) and a host, the URL stays under 2,000
 # characters, the length every browser, proxy, CDN, mail and chat client still carries
@@ -100,7 +108,10 @@ def from_token(token: str, *, max_entries: int) -> Manifest:
         raise BadRequest(f"manifest token inflates past {MAX_TOKEN_JSON} bytes")
     if not inflater.eof or inflater.unused_data:
         raise BadRequest("manifest token is not valid")
-    return _decode(raw, max_entries, "manifest token")
+    manifest = _decode(raw, max_entries, "manifest token")
+    if manifest.password is not None:
+        raise BadRequest("a password never travels in a link; POST the manifest to get one")
+    return manifest
 
 
 def from_stored(digest: str, data: bytes, *, max_entries: int) -> Manifest:
@@ -111,6 +122,17 @@ def from_stored(digest: str, data: bytes, *, max_entries: int) -> Manifest:
     if len(data) > MAX_STORED_JSON or hashlib.sha256(data).hexdigest() != digest:
         raise BadGateway("the manifest store returned data that does not match its address")
     return _decode(data, max_entries, "stored manifest")
+
+
+def from_sealed(key: str, store: ManifestStore | None, *, max_entries: int,
+                secret: bytes | None) -> Manifest:
+    """Given a sealed record's key, the store and the secret, return its Manifest; raise as resolve."""
+    data = store.get(key) if store is not None else None
+    if data is None or secret is None:
+        raise NotFound("this link's manifest is unknown or has expired")
+    if len(data) > MAX_STORED_JSON or not hmac.compare_digest(sealed_key(secret, data), key):
+        raise BadGateway("the record store returned data that does not match its key")
+    return _decode(data, max_entries, "sealed manifest")
 
 
 def _decode(raw: bytes, max_entries: int, what: str) -> Manifest:
@@ -130,11 +152,25 @@ class ManifestLink:
     stored: bytes | None  # canonical JSON to put in the store under digest, or None when inline
 
 
-def make_link(manifest: Manifest, *, inline_max: int = INLINE_MAX_PATH) -> ManifestLink:
-    """Given a Manifest, return its link: inline while the encoded path fits inline_max, else stored."""
+def sealed_key(secret: bytes, data: bytes) -> str:
+    """Given the server secret and a manifest's canonical JSON, return the key of its sealed record."""
+    return hmac.digest(secret, b"zipserve sealed manifest\0" + data, "sha256").hex()
+
+
+def make_link(manifest: Manifest, *, inline_max: int = INLINE_MAX_PATH,
+              secret: bytes | None = None) -> ManifestLink:
+    """Given a Manifest, return its link: inline while the encoded path fits inline_max, else stored.
+
+    A manifest with a password is always stored, sealed under the secret; raises BadRequest without one.
+    """
     data = canonical_bytes(manifest)
-    digest = hashlib.sha256(data).hexdigest()
     filename = download_name(manifest)
+    if manifest.password is not None:
+        if secret is None:
+            raise BadRequest("a password needs the server to have a secret (--secret)")
+        key = sealed_key(secret, data)
+        return ManifestLink(path=f"{LINK_PREFIX}{SEALED}/{key}/{filename}", digest=key, stored=data)
+    digest = hashlib.sha256(data).hexdigest()
     inline = f"{LINK_PREFIX}{to_token(manifest)}/{filename}"
     if len(quote(inline, safe="/")) <= inline_max:
         return ManifestLink(path=inline, digest=digest, stored=None)
@@ -163,6 +199,7 @@ class LinkTarget:
     filename: str
     token: str | None = None
     digest: str | None = None
+    sealed: str | None = None  # the key of a sealed record (a manifest with a password)
 
 
 def parse_link(rest: str) -> LinkTarget:
@@ -175,17 +212,23 @@ def parse_link(rest: str) -> LinkTarget:
         return LinkTarget(filename=parts[1], token=parts[0])
     if len(parts) == 3 and parts[0] == STORED and _DIGEST.match(parts[1]) and parts[2]:
         return LinkTarget(filename=parts[2], digest=parts[1])
+    if len(parts) == 3 and parts[0] == SEALED and _DIGEST.match(parts[1]) and parts[2]:
+        return LinkTarget(filename=parts[2], sealed=parts[1])
     raise NotFound("no manifest link has this form: use /manifest/{token}/{file name} "
                    "or /manifest/sha256/{hex}/{file name}")
 
 
-def resolve(target: LinkTarget, store: ManifestStore | None, *, max_entries: int) -> Manifest:
-    """Given a parsed link and the store, return its Manifest; raise BadRequest, NotFound or BadGateway.
+def resolve(target: LinkTarget, store: ManifestStore | None, *, max_entries: int,
+            secret: bytes | None = None) -> Manifest:
+    """Given a parsed link and the store (and the secret, for sealed ones), return its Manifest.
 
-    The file name must be the manifest's own download name.
+    The file name must be the manifest's own download name. Raises BadRequest,
+    NotFound or BadGateway.
     """
     if target.token is not None:
         manifest = from_token(target.token, max_entries=max_entries)
+    elif target.sealed is not None:
+        manifest = from_sealed(target.sealed, store, max_entries=max_entries, secret=secret)
     else:
         assert target.digest is not None
         data = store.get(target.digest) if store is not None else None

@@ -56,6 +56,14 @@ MANIFEST_SCHEMA = {
         "missing": {"enum": ["fail", "skip"], "default": "fail",
                     "description": "skip: leave missing entries out and add MISSING.txt."},
         "entries": {"type": "array", "minItems": 1, "items": ENTRY_SCHEMA},
+        "names": {"enum": ["keep", "windows"], "default": "keep",
+                  "description": "windows: names made valid on Windows, without collisions."},
+        "checksums": {"enum": ["none", "sha256"], "default": "none",
+                      "description": "sha256: a last SHA256SUMS entry (zip)."},
+        "encryption": {"enum": ["none", "aes256"], "description": "aes256: WinZip AES-256 (zip); "
+                       "the default when a password is given."},
+        "password": {"type": "string", "description": "Encrypts every file (needs --secret). "
+                     "Kept only in the server's record store; the link names the record."},
     },
 }
 POST_DOC: dict[str, Any] = {
@@ -114,8 +122,9 @@ async def get_manifest(rest: str, request: Request) -> BodyResponse:
     service = service_of(request)
 
     def plan() -> Any:
-        manifest = resolve(parse_link(rest), service.records,
-                           max_entries=service.settings.max_files)
+        secret = service.settings.secret
+        manifest = resolve(parse_link(rest), service.records, max_entries=service.settings.max_files,
+                           secret=secret.encode("utf-8") if secret is not None else None)
         return service.manifest(manifest).plan
     archive = await anyio.to_thread.run_sync(plan)
     return serve_archive(archive, request, service.manifest_encoder, sender_of(request))
