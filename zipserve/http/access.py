@@ -1,6 +1,10 @@
 """Who may ask: a bearer token (or its cookie), or a signed link, checked before any route runs.
 
-With neither --token nor --secret the server is open. /healthz is always open.
+With neither --token nor --secret the server is open. /healthz is always
+open, and so are the API's description (/openapi.json) and its docs page
+(/docs and its files): they describe the routes and reveal no file, folder
+or setting, and an application's developer needs them before holding a
+token or a signed link.
 A signed request leaves its expiry (and, for a POST grant, its folder) in
 ``scope["state"]`` so pages can hand out links signed for the same lifetime.
 """
@@ -22,7 +26,8 @@ from zipserve.core import signing
 from zipserve.errors import Unauthorized, ZipserveError
 
 COOKIE = "zipserve_token"
-OPEN_PATHS = ("/healthz",)
+OPEN_PATHS = ("/healthz", "/openapi.json", "/docs")
+OPEN_PREFIXES = ("/docs/assets/",)
 TOKEN_ONLY = ("/metrics",)
 
 
@@ -37,7 +42,7 @@ class Access:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.token is None and self.secret is None) \
-                or get_route_path(scope) in OPEN_PATHS:
+                or is_open(get_route_path(scope)):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -91,6 +96,11 @@ class Access:
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, self.token, httponly=True, samesite="lax", path="/")
         return response
+
+
+def is_open(path: str) -> bool:
+    """Given a path in this app, return whether anyone may ask for it, token or not."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def get_route_path(scope: Scope) -> str:

@@ -6,13 +6,16 @@ refusals go to refusals.py, which alone turns errors into HTTP.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 
 from fastapi import FastAPI
 
 from zipserve.http.access import Access, RedactSecrets
+from zipserve.http.docs import install_docs
 from zipserve.http.manifest_routes import router as manifest_router
 from zipserve.http.metrics import Metrics
+from zipserve.http.openapi import install_openapi
 from zipserve.http.page import install_page
 from zipserve.http.refusals import error_response, install_error_handlers
 from zipserve.http.respond import Sender
@@ -24,8 +27,10 @@ from zipserve.settings import Settings
 def create_app(settings: Settings) -> FastAPI:
     """Given settings, return the ASGI app serving their root."""
     service = Service(settings)
-    # No interactive docs or schema: every route's contract is in the README.
-    app = FastAPI(title="zipserve", docs_url=None, redoc_url=None, openapi_url=None)
+    # The API described at /openapi.json (http/openapi.py) and shown at /docs (http/docs.py).
+    app = FastAPI(title="zipserve", version=version(), docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json")
+    install_openapi(app)
     app.state.service = service
     app.state.metrics = metrics = Metrics()
     app.state.sender = Sender.of(settings, metrics)
@@ -37,4 +42,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(manifest_router)
     install_page(app, service)
+    install_docs(app)
     return app
+
+
+def version() -> str:
+    """Return zipserve's installed version, or "0" when it runs from a checkout never installed."""
+    try:
+        return importlib.metadata.version("zipserve")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"

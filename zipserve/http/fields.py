@@ -18,8 +18,6 @@ from zipserve.core import links
 from zipserve.errors import BadRequest, TooLarge
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
 OPTIONS = ("name", "compression", "level", "names", "checksums", "encryption")
 SECRET_FIELDS = ("password",)
 IN_URL = ("a password never goes in a URL: POST it to /archive (a form field or JSON "

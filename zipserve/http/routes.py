@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -18,6 +18,7 @@ from zipserve.core import links, signing
 from zipserve.core.plan import ArchivePlan
 from zipserve.core.selection import parse_path, split_extension
 from zipserve.errors import BadRequest, Forbidden, NotFound
+from zipserve.http import openapi as api
 from zipserve.http.fields import normalise_fields, option, posted_fields, refuse_password, selection_fields
 from zipserve.http.respond import Sender, serve_archive, serve_file
 from zipserve.http.streaming import BodyResponse
@@ -27,34 +28,40 @@ from zipserve.settings import Settings
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", **api.HEALTH)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", include_in_schema=False)  # for operators, in Prometheus' text
 async def get_metrics(request: Request) -> Response:
     return Response(sender_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/api/list")
-@router.get("/api/list/{path:path}")
-async def api_list(request: Request, path: str = "") -> dict[str, Any]:
+@router.get("/api/list", **api.LIST)
+async def api_list_root(request: Request) -> dict[str, Any]:
+    return await api_list("", request)
+
+
+@router.get("/api/list/{path:path}", **api.LIST)
+async def api_list(path: Annotated[str, api.FOLDER], request: Request) -> dict[str, Any]:
     folder, children = await anyio.to_thread.run_sync(service_of(request).listing, path)
     return {"path": folder.shown, "entries": [
         {"name": n.path[-1], "kind": n.kind, "size": n.size,
          "modified": iso_time(n.mtime_ns) if n.mtime_ns else None} for n in children]}
 
 
-@router.api_route("/files/{path:path}", methods=["GET", "HEAD"])
-async def get_file(path: str, request: Request) -> BodyResponse:
+@router.get("/files/{path:path}", **api.FILE)
+@router.head("/files/{path:path}", include_in_schema=False)  # described by GET
+async def get_file(path: Annotated[str, api.FILE_PATH], request: Request) -> BodyResponse:
     service = service_of(request)
     node = await anyio.to_thread.run_sync(service.file, path)
     return serve_file(node, request, service.encoder, sender_of(request))
 
 
-@router.api_route("/archive/{target:path}", methods=["GET", "HEAD"])
-async def get_archive_path(target: str, request: Request) -> BodyResponse:
+@router.get("/archive/{target:path}", **api.ARCHIVE_TARGET)
+@router.head("/archive/{target:path}", include_in_schema=False)
+async def get_archive_path(target: Annotated[str, api.TARGET], request: Request) -> BodyResponse:
     q = request.query_params
     refuse_password(q)
     path, fmt = split_extension(target, q.get("format"))
@@ -63,7 +70,8 @@ async def get_archive_path(target: str, request: Request) -> BodyResponse:
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
-@router.api_route("/archive", methods=["GET", "HEAD"])
+@router.get("/archive", **api.ARCHIVE)
+@router.head("/archive", include_in_schema=False)
 async def get_archive(request: Request) -> BodyResponse:
     service = service_of(request)
     key = request.query_params.get("r")
@@ -75,7 +83,7 @@ async def get_archive(request: Request) -> BodyResponse:
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
-@router.post("/archive")
+@router.post("/archive", **api.ARCHIVE_POST)
 async def post_archive(request: Request) -> Response:
     service = service_of(request)
     fields = await posted_fields(request, service.settings.max_body)
