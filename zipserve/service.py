@@ -23,6 +23,7 @@ from zipserve.core.selection import (
 from zipserve.core.urlpolicy import UrlPolicy
 from zipserve.encode import compress
 from zipserve.encode.encoder import Encoder
+from zipserve.encode.packing import Packs
 from zipserve.errors import BadRequest, TooLarge
 from zipserve.manifests import ManifestPlan, plan_manifest
 from zipserve.settings import Settings
@@ -30,6 +31,7 @@ from zipserve.sources.base import SharesCrcs, Source
 from zipserve.sources.crc import CrcCache, Crcs
 from zipserve.sources.http.objects import HttpObjects
 from zipserve.sources.mixed import mixed
+from zipserve.sources.packed import PackedStore, beside
 
 
 def url_policy(settings: Settings) -> UrlPolicy | None:
@@ -67,7 +69,10 @@ class Service:
         # Records behind links (stored manifests, protected selections), shared like the source.
         self.records = records.open_records(settings.records, settings.source_options)
         self.pool = compress.Pool(settings.compress_workers)
-        self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size)
+        # Deflated entries' compressed lengths, beside the CRC cache: they make deflated ZIPs sized.
+        store = PackedStore(beside(settings.crc_cache) if settings.crc_cache is not None else None)
+        self.packs = Packs(store, self.cache.key_of, settings.chunk_size)
+        self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size, self.packs)
         self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
                                         self.pool, settings.chunk_size)
 
@@ -75,6 +80,7 @@ class Service:
         self.pool.close()
         self.records.close()
         self.cache.close()
+        self.packs.store.close()
         self.mixed.close()
         self.root.close()
 
@@ -114,7 +120,19 @@ class Service:
         budget = Budget(s.max_files, s.max_bytes, s.max_depth)
         nodes = list(self._walk(selection.paths, budget))
         filename = download_name(selection, options.format, name)
-        return plan.build(selection, nodes, options, filename, sealing)
+        return plan.build(selection, nodes, options, filename, sealing, self.packs.packing(options))
+
+    def warm(self, archive: plan.ArchivePlan) -> bool:
+        """Given an unsized deflated ZIP's plan, write it to nowhere so its entries' lengths are kept.
+
+        Return whether anything was written: a sized plan, or one of another
+        format, has nothing to learn. Raises SourceChanged as a body would.
+        """
+        if archive.sized or not archive.format.deflate_per_entry:
+            return False
+        for _ in self.encoder.body(archive):
+            pass
+        return True
 
     def sealing(self, password: str | None) -> plan.Sealing | None:
         """Given a password (or None), return what encrypts with it; raise BadRequest.

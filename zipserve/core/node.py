@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 RelPath = tuple[str, ...]
 
+# Entry.packed when no compressed length is known for a deflated entry.
+PACKED_UNKNOWN = -1
+# What a packed-size lookup answers for an entry that `auto` wrote stored (it did not shrink).
+PACKED_STORED = -2
+
 
 # Plain slotted dataclasses, not frozen: a plan makes one Node and one Entry per
 # file, and a frozen init costs about 2 us more each (a tenth of a small file's
@@ -51,6 +56,9 @@ class Entry:
     # reads still compare with the file's to see that it did not change).
     shown_mtime_ns: int = -1
     sealed: bool = False  # ZIP: encrypt this entry's data (WinZip AES-256, AE-2)
+    # ZIP: a deflated entry's compressed length, as an earlier stream wrote it with the
+    # plan's level and engine (PACKED_UNKNOWN: not known, so the archive is not sized).
+    packed: int = PACKED_UNKNOWN
 
     @property
     def mtime_ns(self) -> int:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from zipserve.core import formats
 from zipserve.core.formats import Format
 from zipserve.core.formats.layout import Layout
 from zipserve.core.formats.sums import SUMS_NAME
-from zipserve.core.node import Entry, Node
+from zipserve.core.node import PACKED_STORED, Entry, Node
 from zipserve.core.selection import Options, Selection
 from zipserve.core.winnames import windows_names
 from zipserve.errors import BadRequest
@@ -46,6 +46,21 @@ class Sealing:
     def tag(self) -> str:
         """Return what the ETag holds of the password: an HMAC under the secret, revealing nothing."""
         return hmac.digest(self.secret, b"zipserve password tag\0" + self.password, "sha256").hex()
+
+
+@dataclass(frozen=True)
+class Packing:
+    """What a deflated ZIP's earlier streams left: the compressed length of each file, by lookup.
+
+    ``profile`` names everything the compressed bytes depend on besides the
+    file (level, engine and its version, block and read sizes); ``sizes``
+    answers, for files, each one's compressed length under it, PACKED_STORED
+    where auto stored it, or PACKED_UNKNOWN. Looked up, never computed: no
+    file is read to plan.
+    """
+
+    profile: str
+    sizes: Callable[[Sequence[Node]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,8 @@ def named_entries(named: Iterable[tuple[str, Node]], options: Options) -> list[E
 
 
 def build(selection: Selection, nodes: Iterable[Node], options: Options,
-          filename: str, sealing: Sealing | None = None) -> ArchivePlan:
+          filename: str, sealing: Sealing | None = None,
+          packing: Packing | None = None) -> ArchivePlan:
     """Given a selection, its walked nodes, options (and a password under encryption), return the plan.
 
     Raises BadRequest, also when encryption and a password do not come together.
@@ -138,14 +154,16 @@ def build(selection: Selection, nodes: Iterable[Node], options: Options,
     if fmt.one_file and (() in selection.paths or len(entries) != 1 or entries[0].is_dir):
         raise BadRequest(f"{fmt.name} holds exactly one file; use {fmt.folders_as} for a folder or a "
                          "selection")
-    return arrange(entries, options, filename, sealing)
+    return arrange(entries, options, filename, sealing, packing)
 
 
 def arrange(entries: list[Entry], options: Options, filename: str,
-            sealing: Sealing | None = None) -> ArchivePlan:
+            sealing: Sealing | None = None, packing: Packing | None = None) -> ArchivePlan:
     """Given named entries in their final order, options (and a password under encryption), return the plan.
 
-    Raises BadRequest, also when encryption and a password do not come together.
+    With ``packing``, a ZIP's deflated entries take their known compressed
+    lengths, so the archive is sized once all are known. Raises BadRequest,
+    also when encryption and a password do not come together.
     """
     if (options.encryption != "none") != (sealing is not None):
         raise BadRequest("encryption=aes256 needs a password" if sealing is None
@@ -156,22 +174,50 @@ def arrange(entries: list[Entry], options: Options, filename: str,
     sums = options.checksums != "none"
     if sums and any(e.name == SUMS_NAME for e in entries):
         raise BadRequest(f"the selection holds a {SUMS_NAME} of its own; leave out checksums=")
+    if packing is not None and fmt.deflate_per_entry and sealing is None and not sums:
+        take_packed(entries, packing)
+    else:
+        packing = None
     # SHA256SUMS is computed while the ZIP streams: such a ZIP is not sized.
     sized = fmt.sized(entries) and not sums
     layout = None if sums else fmt.layout(entries)
     newest = max((e.mtime_ns for e in entries), default=0) // 1_000_000_000
     tag = sealing.tag if sealing is not None else ""
     return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
-                       etag=etag_of(entries, options, tag) if sized else None,
+                       etag=etag_of(entries, options, tag, _profile(entries, packing)) if sized else None,
                        last_modified=newest, layout=layout, sealing=sealing)
 
 
-def etag_of(entries: Iterable[Entry], options: Options, password_tag: str = "") -> str:
-    """Given entries and options (and Sealing.tag when encrypted), return a strong ETag of the bytes."""
+def take_packed(entries: list[Entry], packing: Packing) -> None:
+    """Given ZIP entries, set each deflated one's known compressed length; store what auto stored."""
+    deflated = [e for e in entries if e.deflate]
+    if not deflated:
+        return
+    for entry, size in zip(deflated, packing.sizes([e.node for e in deflated]), strict=True):
+        if size == PACKED_STORED:
+            entry.deflate = False  # auto found it does not shrink: the stream stores it
+        else:
+            entry.packed = size
+
+
+def _profile(entries: list[Entry], packing: Packing | None) -> str:
+    """Given a plan's entries and packing, return what its ETag holds of the engine ("": none deflates)."""
+    return packing.profile if packing is not None and any(e.deflate for e in entries) else ""
+
+
+def etag_of(entries: Iterable[Entry], options: Options, password_tag: str = "",
+            packing: str = "") -> str:
+    """Given entries and options (and Sealing.tag, Packing.profile), return a strong ETag of the bytes.
+
+    ``password_tag`` when encrypted; ``packing`` when entries are deflated,
+    each of whose lines then holds its compressed length.
+    """
     head = (f"zipserve-layout-{LAYOUT_VERSION}\0{options.format}\0{options.compression}\0"
             f"{options.level}\0{options.names}\0{options.checksums}\0")
     if options.encryption != "none":  # added only then: every unencrypted ETag stays as it was
         head += f"{options.encryption}\0{password_tag}\0"
+    if packing:  # likewise: a stored ZIP's ETag stays as it was
+        head += f"packed\0{packing}\0"
     h = hashlib.sha256(head.encode())
     lines = []
     for e in entries:
@@ -180,6 +226,8 @@ def etag_of(entries: Iterable[Entry], options: Options, password_tag: str = "") 
         version = f"\0{n.version}" if n.version else ""
         if n.origin:  # a manifest's entry from another source than the root (its bucket, a URL)
             version += f"\0{n.origin}"
+        if e.deflate:
+            version += f"\0{e.packed}"
         lines.append(f"{e.name}\0{n.kind}\0{n.mode}\0{n.size}\0{e.mtime_ns}\0{int(e.deflate)}{version}\n")
         if len(lines) >= 4096:  # hashed in slices: one update per line costs more than the line
             h.update("".join(lines).encode("utf-8", "surrogatepass"))

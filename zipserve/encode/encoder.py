@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar, overload
 
 from zipserve.core.formats.layout import Piece
+from zipserve.core.formats.zippacked import described
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
 from zipserve.encode import compress
+from zipserve.encode.packing import Packs, packed_data
 from zipserve.encode.reads import Reads
 from zipserve.encode.sealed import SizedSeal
 from zipserve.encode.streamzip import StreamedZip
@@ -28,8 +30,9 @@ from zipserve.sources.unread import FilePart
 class Encoder:
     """Turns plans into chunks, reading through the root and the CRC cache."""
 
-    def __init__(self, root: Source, crcs: Crcs, pool: compress.Pool, chunk: int) -> None:
-        self.root, self.crcs, self.pool, self.chunk = root, crcs, pool, chunk
+    def __init__(self, root: Source, crcs: Crcs, pool: compress.Pool, chunk: int,
+                 packs: Packs | None = None) -> None:
+        self.root, self.crcs, self.pool, self.chunk, self.packs = root, crcs, pool, chunk, packs
         self.unread = root if isinstance(root, SendsUnread) else None  # spans a Wire may sendfile
         fetches = root if isinstance(root, FetchesWhole) else None
         # Files up to this size are read once, for both their CRC and their bytes.
@@ -40,7 +43,8 @@ class Encoder:
         # reads it, and a stored ZIP's central records repeat the CRCs of the headers
         # the same body sent; only a resume that starts past a header reads it again.
         self.learn_from = 1 if fetches is not None else BIG
-        self.reads = Reads(root, crcs, pool, chunk, self.hold)
+        self.reads = Reads(root, crcs, pool, chunk, self.hold,
+                           packs.learn if packs is not None else None)
 
     def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
                 parts: bool = False) -> Iterator[list[bytes | FilePart]]:
@@ -101,6 +105,8 @@ class Encoder:
                     yield bytes(hi - lo)
                 elif body.seal is not None and piece.kind in SEALED and entries[piece.index].sealed:
                     yield from self._sealed(plan, piece, lo, hi, stop, body)
+                elif piece.kind == "packed":
+                    yield from self._packed(plan, piece.index, lo, hi, body)
                 elif piece.kind != "data":
                     crc = self._meta_crc(plan, piece, stop, body) if body.sent is not None else 0
                     yield meta(entries, plan.layout, piece, crc)[lo:hi]
@@ -148,12 +154,14 @@ class Encoder:
         assert body.sent is not None
         if piece.kind == "head":
             entry = plan.entries[piece.index]
+            if entry.deflate and described(entry):
+                return 0  # its CRC is in the data descriptor (APPNOTE 4.4.4, bit 3)
             # The file's data is in this body, so it may be read now, once, for both.
             whole = stop >= piece.start + piece.size + entry.node.size
             crc = body.sent[piece.index] = self._head_crc(entry, whole, body.held, piece.index,
                                                           body.reader)
             return crc
-        if piece.kind != "cd" or plan.entries[piece.index].sealed:
+        if piece.kind not in ("cd", "desc") or plan.entries[piece.index].sealed:
             return 0  # AE-2: an encrypted entry's records carry no CRC
         if body.warm:
             # A resume may start past every header: fetch the CRCs another server
@@ -165,6 +173,25 @@ class Encoder:
         if crc < 0:
             crc = self.crcs.of(entry.node) if not entry.is_dir else 0
         return crc
+
+    def _packed(self, plan: ArchivePlan, index: int, lo: int, hi: int, body: _Body) -> Iterator[bytes]:
+        """Given a deflated entry's data piece in a sized body, yield its bytes, deflated again.
+
+        Checked against the CRC its header went out with, else the cache's;
+        one that deflates to another length is forgotten, so the next plan of
+        it is unsized, and the body is cut (SourceChanged).
+        """
+        entry = plan.entries[index]
+        crc = body.known(index)
+        if crc is None:
+            crc = self.crcs.of(entry.node)
+        held = body.held.pop(index, None)
+        try:
+            yield from packed_data(self.reads, entry, plan.options.level, crc, lo, hi, held, body.reader)
+        except SourceChanged:
+            if self.packs is not None:
+                self.packs.forget(entry.node, plan.options)
+            raise
 
     def _data(self, plan: ArchivePlan, index: int, lo: int, hi: int, known: int | None,
               parts: bool, reader: Reader) -> Iterator[bytes | FilePart]:

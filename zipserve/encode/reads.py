@@ -6,9 +6,10 @@ through one Reads; the streamed ZIP gets only this, never the whole Encoder.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 from zipserve.core.node import Node
+from zipserve.core.selection import Options
 from zipserve.encode.compress import Pool
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import Reader, Source, Span
@@ -19,11 +20,14 @@ class Reads:
     """Reads planned files through a source and a CRC cache, `chunk` bytes at a time.
 
     `hold`: files up to this size are read once, whole, for both their CRC and
-    their bytes. `pool`: the compression workers the bodies share.
+    their bytes. `pool`: the compression workers the bodies share. `packs`:
+    what keeps a deflated ZIP entry's compressed length (encode/packing.py).
     """
 
-    def __init__(self, root: Source, crcs: Crcs, pool: Pool, chunk: int, hold: int) -> None:
+    def __init__(self, root: Source, crcs: Crcs, pool: Pool, chunk: int, hold: int,
+                 packs: Callable[[Node, Options, int], None] | None = None) -> None:
         self.root, self.crcs, self.pool, self.chunk, self.hold = root, crcs, pool, chunk, hold
+        self.packs = packs
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
         """Given the spans a body will read, in order, return the Reader it should read them with."""
@@ -68,6 +72,11 @@ class Reads:
     def crc_of(self, node: Node) -> int:
         """Given a file node, return its CRC-32 (cached, else learned); raise SourceChanged."""
         return self.crcs.of(node)
+
+    def packed(self, node: Node, options: Options, value: int) -> None:
+        """Given a file, a ZIP's options and the length its deflated entry was sent with, keep it."""
+        if self.packs is not None:
+            self.packs(node, options, value)
 
     def learned(self, node: Node, crc: int) -> None:
         """Given a file node and the CRC-32 its bytes were just sent with, keep it in the cache."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from zipserve.core.formats import zip
 from zipserve.core.formats.sums import SUMS_NAME, sums
-from zipserve.core.node import Entry, Node
+from zipserve.core.node import PACKED_STORED, Entry, Node
 from zipserve.core.plan import Sealing
 from zipserve.core.selection import Options
 from zipserve.encode import aes, compress
@@ -143,6 +143,7 @@ class StreamedZip:
                 self.digests[entry.name] = hashlib.sha256(done.data).digest()
             deflated = done.deflated is not None
             compressed = len(body) if deflated or entry.sealed else None
+            self._learn(entry, len(body) if deflated else PACKED_STORED)
             self.records.append(zip.info(entry, done.crc, deflated=deflated, compressed=compressed,
                                          offset=self.pos).central_record())
             return zip.local_header(entry, done.crc, deflated=deflated, compressed=compressed), body
@@ -177,6 +178,7 @@ class StreamedZip:
         first = next(chunks)
         if self.auto and not compress.worth_deflating(memoryview(first)[:compress.DEFAULT_BLOCK]):
             chunks.close()
+            self._learn(entry, PACKED_STORED)
             yield from self._stored(entry, reader)
             return
         crc, place = compress.Crc(), Place()
@@ -193,12 +195,21 @@ class StreamedZip:
                 raise SourceChanged(node.shown, "size changed while being sent")
             self.reads.learned(node, crc.value)
             size = self.pos - place.data
+            self._learn(entry, size)
             self._record(zip.info(entry, crc.value, deflated=True, compressed=size,
                                   offset=place.offset, descriptor=True))
             shown = 0 if entry.sealed else crc.value  # AE-2: no CRC, in the descriptor too
             return (zip.data_descriptor(shown, size, crc.size, zip.needs_zip64_descriptor(entry)),)
 
         yield Later(descriptor)
+
+    def _learn(self, entry: Entry, packed: int) -> None:
+        """Given a deflated entry and its compressed length (PACKED_STORED: auto stored it), keep it.
+
+        An encrypted entry's bytes change with every salt: nothing to keep.
+        """
+        if not entry.sealed:
+            self.reads.packed(entry.node, self.options, packed)
 
     def _sealed(self, entry: Entry, chunks: Iterable[bytes]) -> Iterator[Item]:
         """Given what an entry writes as chunks, yield it encrypted: salt and verifier, tasks, code."""

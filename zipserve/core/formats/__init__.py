@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from zipserve.core.formats import tar, zip
+from zipserve.core.formats import tar, zip, zippacked
 from zipserve.core.formats.layout import Layout, Piece
 from zipserve.core.node import Entry
 
@@ -60,12 +60,19 @@ def _never(entries: Sequence[Entry]) -> bool:
 
 
 def _none_deflated(entries: Sequence[Entry]) -> bool:
-    """Given ZIP entries, return whether all are stored: a deflated size is known only once sent."""
+    """Given ZIP entries, return whether all are stored."""
     return not any(e.deflate for e in entries)
 
 
+def _zip_sized(entries: Sequence[Entry]) -> bool:
+    """Given ZIP entries, return whether all are stored or deflated to a length known beforehand."""
+    return _none_deflated(entries) or zippacked.known(entries)
+
+
 def _zip_layout(entries: list[Entry]) -> Layout | None:
-    return zip.layout(entries) if _none_deflated(entries) else None
+    if _none_deflated(entries):
+        return zip.layout(entries)
+    return zippacked.layout(entries) if zippacked.known(entries) else None
 
 
 def _no_layout(entries: list[Entry]) -> None:
@@ -73,7 +80,7 @@ def _no_layout(entries: list[Entry]) -> None:
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("zip", "zip", "application/zip", sized=_none_deflated, layout=_zip_layout, meta=zip.meta,
+    Format("zip", "zip", "application/zip", sized=_zip_sized, layout=_zip_layout, meta=zippacked.meta,
            encoder="zip", deflate_per_entry=True, crc_in_header=True),
     Format("tar", "tar", "application/x-tar", sized=_always, layout=tar.layout, meta=tar.meta,
            encoder="tar"),

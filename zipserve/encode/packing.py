@@ -1,0 +1,124 @@
+"""Deflated ZIP entries with known lengths: learning the lengths, and making one entry's data again.
+
+Deflate output depends on the input, the level, the engine and its version,
+the block size and where read chunks begin (see compress/deflate.py); the
+profile names all but the input, so a length kept under a file's identity key
+and the profile is the length the next stream writes. The streamed writer
+teaches every entry it finishes (Packs.learn); a sized body makes a deflated
+entry's data by deflating the file again from its first byte exactly as the
+streamed writer does, keeping only the span asked for (packed_data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
+
+from zipserve.core.node import PACKED_UNKNOWN, Entry, Node
+from zipserve.core.plan import Packing
+from zipserve.core.selection import Options
+from zipserve.encode import compress
+from zipserve.encode.ordered import in_order
+from zipserve.encode.reads import Reads
+from zipserve.errors import SourceChanged
+from zipserve.sources.base import Reader
+from zipserve.sources.crc import crc32
+from zipserve.sources.packed import PackedStore
+
+_PACKAGES = {"isal": "isal", "zlib-ng": "zlib-ng", "zlib": ""}
+
+
+def _version(engine: str) -> str:
+    """Given an engine name, return the version of the package that deflates for it."""
+    package = _PACKAGES.get(engine, "")
+    if not package:
+        import zlib
+        return zlib.ZLIB_RUNTIME_VERSION
+    return metadata.version(package)
+
+
+class Packs:
+    """Compressed lengths of deflated ZIP entries, in a PackedStore under identity key and profile."""
+
+    def __init__(self, store: PackedStore, key_of: Callable[[Node], str], chunk: int) -> None:
+        self.store, self.key_of, self.chunk = store, key_of, chunk
+        self._versions: dict[str, str] = {}
+
+    def profile(self, options: Options) -> str:
+        """Given a ZIP's options, return what its deflated bytes depend on besides the files."""
+        engine = compress.engine_for(options.level).name
+        if engine not in self._versions:
+            self._versions[engine] = _version(engine)
+        return (f"{engine}-{self._versions[engine]}/level{options.level}/{options.compression}"
+                f"/block{compress.DEFAULT_BLOCK}/chunk{self.chunk}")
+
+    def learn(self, node: Node, options: Options, value: int) -> None:
+        """Given a file, a ZIP's options and its entry's compressed length (or PACKED_STORED), keep it."""
+        self.store.put(f"{self.key_of(node)}\0{self.profile(options)}", value)
+
+    def forget(self, node: Node, options: Options) -> None:
+        """Given a file whose entry did not deflate to its kept length under a ZIP's options, drop it."""
+        self.store.forget(f"{self.key_of(node)}\0{self.profile(options)}")
+
+    def lookup(self, nodes: Sequence[Node], options: Options) -> list[int]:
+        """Given files and a ZIP's options, return each one's known length, PACKED_STORED or _UNKNOWN."""
+        profile = self.profile(options)
+        keys = [f"{self.key_of(n)}\0{profile}" for n in nodes]
+        found = self.store.get_many(keys)
+        return [found.get(k, PACKED_UNKNOWN) for k in keys]
+
+    def packing(self, options: Options) -> Packing:
+        """Given a ZIP's options, return what a plan looks its entries' lengths up with."""
+        return Packing(self.profile(options), lambda nodes: self.lookup(nodes, options))
+
+
+def packed_data(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: int,
+                held: bytes | None, reader: Reader) -> Iterator[bytes]:
+    """Given a deflated entry of known length and CRC, yield bytes [lo, hi) of its compressed data.
+
+    The file is deflated again from its start as the streamed writer does
+    (whole when small, else block by block from chunks read as it reads them);
+    ``held`` is its data when the body read it already. When the whole entry
+    is made, its CRC and length are checked before the last bytes leave: a
+    mismatch raises SourceChanged, so a changed file never completes an entry.
+    """
+    node = entry.node
+    if node.size <= compress.DEFAULT_BLOCK:
+        data = held if held is not None else b"".join(reader.read(node, 0, node.size, node.size))
+        out = compress.deflate_bytes(data, level=level)
+        _check(entry, crc32(data), len(data), crc, len(out))
+        return iter((out[lo:hi],))
+    return _large(reads, entry, level, crc, lo, hi)
+
+
+def _large(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: int) -> Iterator[bytes]:
+    """Given a large deflated entry, yield [lo, hi) of its deflate stream, made from its first byte."""
+    running = compress.Crc()
+    items = compress.deflate_items(reads.data_from(entry.node, 0), level=level, pool=reads.pool,
+                                   crc=running)
+    stream = in_order(items, limit=compress.window(reads.pool))
+    at, pending = 0, b""
+    try:
+        for chunk in stream:
+            start, at = at, at + len(chunk)
+            if at <= lo:
+                continue  # before the span: made only to reach it
+            part = chunk[max(lo - start, 0): min(hi, at) - start]
+            if at >= hi and hi < entry.packed:
+                yield pending + part  # the span ends inside the entry: nothing whole to check
+                return
+            if pending:
+                yield pending
+            pending = part
+        _check(entry, running.value, running.size, crc, at)
+        yield pending
+    finally:
+        stream.close()
+
+
+def _check(entry: Entry, crc: int, size: int, expected: int, packed: int) -> None:
+    """Raise SourceChanged unless an entry's data and compressed length are those it was planned with."""
+    if crc != expected or size != entry.node.size:
+        raise SourceChanged(entry.node.shown, "content differs from its CRC in the archive")
+    if packed != entry.packed:
+        raise SourceChanged(entry.node.shown, "deflates to another length than the archive planned")

@@ -1,0 +1,88 @@
+"""Compressed lengths of files, as deflated ZIPs wrote them: the CRC cache's second companion store.
+
+A deflated ZIP is sized once every deflated entry's compressed length is
+known before the first byte (see core/formats/zippacked.py). Deflate here is
+deterministic, so one stream (or a warm-up that sends nothing) teaches them:
+each is kept under the file's identity key (the CRC cache's, which changes
+with any write) joined to a profile naming everything else the bytes depend
+on (level, engine and version, block and read sizes; see encode/packing.py).
+A file changed since has a new key, hence no length: its archive streams
+unsized, never with a wrong size. SQLite in WAL mode lets every worker process
+of one machine share it; by default it lives beside the CRC cache.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+_BATCH = 500  # keys a SELECT asks for at once (SQLite's default cap is 999 parameters)
+_MEMORY = 100_000  # lengths kept in process before the layer is emptied
+
+
+def beside(crc_cache: Path) -> Path:
+    """Given the CRC cache's path, return the packed-size store's: the same folder."""
+    return crc_cache.with_name("packed.sqlite3")
+
+
+class PackedStore:
+    """A persistent map from a key (identity and profile) to an int; path None keeps it in memory."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.Lock()
+        self._memory: dict[str, int] = {}
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS packed (k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID")
+            self._db = db
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, int]:
+        """Given keys, return the values held for them (missing keys are left out)."""
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        with self._lock:
+            for k in dict.fromkeys(keys):
+                if k in self._memory:
+                    found[k] = self._memory[k]
+                else:
+                    missing.append(k)
+            if self._db is not None:
+                for i in range(0, len(missing), _BATCH):
+                    batch = missing[i: i + _BATCH]
+                    marks = ",".join("?" * len(batch))
+                    rows = self._db.execute(f"SELECT k, n FROM packed WHERE k IN ({marks})", batch)
+                    found.update((k, int(n)) for k, n in rows)
+            self._remember({k: found[k] for k in missing if k in found})
+        return found
+
+    def put(self, key: str, value: int) -> None:
+        """Given a key and its value, store it."""
+        if self._memory.get(key) == value:  # one dict read is atomic: no lock needed
+            return  # known already: every download of a warm file would rewrite it
+        with self._lock:
+            self._remember({key: value})
+            if self._db is not None:
+                self._db.execute("INSERT OR REPLACE INTO packed VALUES (?,?)", (key, value))
+
+    def forget(self, key: str) -> None:
+        """Given a key whose value proved wrong, drop it."""
+        with self._lock:
+            self._memory.pop(key, None)
+            if self._db is not None:
+                self._db.execute("DELETE FROM packed WHERE k=?", (key,))
+
+    def _remember(self, found: dict[str, int]) -> None:
+        # A small in-process layer in front of SQLite; bounded so memory stays flat. Lock held.
+        if len(self._memory) + len(found) > _MEMORY:
+            self._memory.clear()
+        self._memory.update(found)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
