@@ -292,6 +292,35 @@ def write(chunks: Any, out: BinaryIO, total: int | None, *, show: bool) -> int:
     return done
 
 
+@main.command(context_settings=ENV)
+@click.argument("root")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", default="zip", show_default=True)
+@click.option("--compression", default="auto", show_default=True)
+@common_options
+def warm(root: str, paths: tuple[str, ...], fmt: str, compression: str, **options: Any) -> None:
+    """Deflate the ZIP of PATHS under ROOT once, sending nothing, so the server can size it.
+
+    Each file's compressed length is kept beside the CRC cache, for the
+    --level, --compression and --chunk-size given, which must be the
+    server's (and its requests'); every ZIP of warmed files is then sized.
+    """
+    from zipserve.service import Service
+
+    service = Service(make_settings(root, **options))
+    try:
+        level = str(service.settings.level)
+        plan = service.archive(list(paths), fmt, compression=compression, level=level)
+        if service.warm(plan):
+            plan = service.archive(list(paths), fmt, compression=compression, level=level)
+        size = f"{plan.total} bytes, ETag {plan.etag}" if plan.sized else "not sized"
+        click.echo(f"{plan.filename}: {size}")
+    except ZipserveError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        service.close()
+
+
 def _duration(text: str) -> int:
     try:
         return signing.parse_duration(text)

@@ -66,7 +66,8 @@ async def get_archive_path(target: Annotated[str, api.TARGET], request: Request)
     refuse_password(q)
     path, fmt = split_extension(target, q.get("format"))
     service = service_of(request)
-    plan = await plan_in_thread(service, {**q, "paths": [path], "format": fmt})
+    fields = {**q, "paths": [path], "format": fmt}
+    plan = await prepared(service, request, fields, await plan_in_thread(service, fields))
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -79,7 +80,7 @@ async def get_archive(request: Request) -> BodyResponse:
         fields = await anyio.to_thread.run_sync(record_fields, service, key)
     else:
         fields = selection_fields(request)
-    plan = await plan_in_thread(service, fields)
+    plan = await prepared(service, request, fields, await plan_in_thread(service, fields))
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -187,6 +188,20 @@ async def plan_in_thread(service: Service, fields: Any) -> ArchivePlan:
                                encryption=option(fields.get("encryption")),
                                password=option(fields.get("password")))
     return await anyio.to_thread.run_sync(run)
+
+
+async def prepared(service: Service, request: Request, fields: Any, plan: ArchivePlan) -> ArchivePlan:
+    """Given a request, its fields and plan, return the plan, first warmed for HEAD ?prepare=1.
+
+    Such a HEAD of an unsized deflated ZIP compresses it once without sending
+    it (Service.warm), so its entries' lengths are known, then plans it again:
+    the answer carries the Content-Length and ETag the next GET is served with.
+    """
+    if request.method != "HEAD" or request.query_params.get("prepare") != "1":
+        return plan
+    if not await anyio.to_thread.run_sync(service.warm, plan):
+        return plan
+    return await plan_in_thread(service, fields)
 
 
 def iso_time(ns: int) -> str:

@@ -1,0 +1,269 @@
+"""Deflated ZIPs sized once their entries' compressed lengths are known (warmed).
+
+A first download streams unsized and teaches every entry's length; after it
+(or after HEAD ?prepare=1, or `zipserve warm`) the same ZIP has a
+Content-Length, a strong ETag and Range, with the very bytes the unsized
+download had. A file changed since falls back to unsized streaming; a length
+that proves wrong cuts the body and is forgotten, never a wrong archive.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.helpers import MTIME, TIMEOUT, Serve, run
+from zipserve.core.formats import zip, zippacked
+from zipserve.core.node import Entry, Node
+from zipserve.encode import compress
+from zipserve.errors import SourceChanged
+from zipserve.service import Service
+from zipserve.settings import Settings
+
+AUTO = "/archive?path=.&format=zip"
+DEFLATE = "/archive?path=.&format=zip&compression=deflate&level=6"
+URLS = [AUTO, DEFLATE]
+
+
+def build(root: Path) -> Path:
+    """Given an empty folder, fill it with files taking every path of the streamed writer."""
+    rng = random.Random(14)
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"deflate", b"zip", b"\n"]
+    files = {
+        "docs/readme.txt": b"hello zipserve\n" * 50,  # small, deflated whole
+        "docs/medium.txt": b" ".join(rng.choice(words) for _ in range(90_000)),  # > 1 block
+        "docs/big.log": b"".join(b"%d GET /x/%d 200\n" % (i, rng.randrange(9999)) for i in range(160_000)),
+        "media/noise.bin": rng.randbytes(700_000),  # large: auto stores it
+        "media/tiny.bin": rng.randbytes(3000),  # small: auto stores it
+        "media/photo.jpg": rng.randbytes(5000),  # stored by its name
+        "caf\u00e9/\u00fcber.txt": "non-ASCII name\n".encode() * 20,
+        "empty.txt": b"",
+    }
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "empty-folder").mkdir()
+    for path in sorted(root.rglob("*"), reverse=True):
+        os.utime(path, (MTIME, MTIME))
+    return root
+
+
+def pinned(url: str, etag: str) -> str:
+    return f"{url}&etag={quote(etag.strip(chr(34)))}"
+
+
+def check_zip(path: Path) -> None:
+    """Given a downloaded ZIP, assert zipfile, unzip, 7z and bsdtar accept it."""
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    assert "No errors detected" in run("unzip", "-t", str(path))
+    assert "Everything is Ok" in run("7z", "t", str(path))
+    assert "docs/big.log" in run("bsdtar", "-tf", str(path))
+
+
+@pytest.fixture(scope="module")
+def site(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    root = build(tmp_path_factory.mktemp("sized") / "root")
+    return serve(root).url, root
+
+
+@pytest.fixture(scope="module")
+def cold(site: tuple[str, Path]) -> dict[str, httpx.Response]:
+    """Each ZIP as first downloaded, before anything was warmed: unsized."""
+    return {url: httpx.get(site[0] + url, timeout=TIMEOUT) for url in URLS}
+
+
+@pytest.fixture(scope="module")
+def warm(site: tuple[str, Path], cold: dict[str, httpx.Response]) -> dict[str, httpx.Response]:
+    """Each ZIP downloaded again, once the first download taught its entries' lengths."""
+    return {url: httpx.get(site[0] + url, timeout=TIMEOUT) for url in URLS}
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_a_warmed_zip_is_sized_with_the_bytes_of_the_unsized_one(
+        cold: dict[str, httpx.Response], warm: dict[str, httpx.Response], url: str) -> None:
+    assert "content-length" not in cold[url].headers and "etag" not in cold[url].headers
+    assert warm[url].headers["content-length"] == str(len(cold[url].content))
+    assert warm[url].headers["etag"].startswith('"zs') and warm[url].headers["accept-ranges"] == "bytes"
+    assert warm[url].content == cold[url].content
+    with zipfile.ZipFile(io.BytesIO(warm[url].content)) as z:
+        methods = {i.filename: i.compress_type for i in z.infolist()}
+    assert methods["docs/big.log"] == zipfile.ZIP_DEFLATED  # deflated entries, sized all the same
+    assert methods["media/noise.bin"] == (zipfile.ZIP_STORED if url == AUTO else zipfile.ZIP_DEFLATED)
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_head_gives_the_length_and_random_ranges_are_slices(
+        site: tuple[str, Path], warm: dict[str, httpx.Response], url: str) -> None:
+    body = warm[url].content
+    head = httpx.head(site[0] + url)
+    assert head.headers["content-length"] == str(len(body))
+    assert head.headers["etag"] == warm[url].headers["etag"]
+    rng = random.Random(url)
+    with httpx.Client(base_url=site[0], timeout=TIMEOUT) as http:
+        for _ in range(25):
+            start = rng.randrange(len(body))
+            end = min(start + rng.choice([1, 100, 5000, 300_000, len(body)]), len(body)) - 1
+            r = http.get(url, headers={"Range": f"bytes={start}-{end}",
+                                       "If-Range": warm[url].headers["etag"]})
+            assert r.status_code == 206 and r.content == body[start:end + 1], (start, end)
+
+
+def cut_points(body: bytes) -> list[int]:
+    """Given a ZIP, return 10 places to cut it: in headers, packed data, a descriptor, the directory."""
+    with zipfile.ZipFile(io.BytesIO(body)) as z:
+        infos = {i.filename: i for i in z.infolist()}
+    big, medium = infos["docs/big.log"], infos["docs/medium.txt"]
+    cd = body.rfind(b"PK\x01\x02", 0, len(body) - 22)
+    return [1, infos["docs/readme.txt"].header_offset + 40, medium.header_offset + 7,
+            medium.header_offset + 200, big.header_offset + 100_000,
+            big.header_offset + big.compress_size // 2, infos["empty.txt"].header_offset,
+            body.find(b"PK\x07\x08") + 3, cd - 30, len(body) - 5]
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget"])
+@pytest.mark.parametrize("url", URLS)
+def test_curl_and_wget_resume_from_ten_cut_points(site: tuple[str, Path], warm: dict[str, httpx.Response],
+                                                  tmp_path: Path, tool: str, url: str) -> None:
+    body = warm[url].content
+    link = pinned(site[0] + url, warm[url].headers["etag"])
+    out = tmp_path / "download.zip"
+    for cut in cut_points(body):
+        out.write_bytes(body[:cut])
+        if tool == "curl":
+            run("curl", "-sS", "--fail", "-C", "-", "-o", str(out), link)
+        else:
+            run("wget", "-q", "-c", "-O", str(out), link)
+        assert out.read_bytes() == body, cut
+    check_zip(out)
+
+
+def test_prepare_on_head_sizes_a_zip_without_sending_it(tmp_path: Path, serve: Serve) -> None:
+    root = build(tmp_path / "root")
+    url = serve(root).url + DEFLATE
+    assert "content-length" not in httpx.head(url).headers
+    prepared = httpx.head(url + "&prepare=1", timeout=TIMEOUT)
+    assert prepared.status_code == 200 and prepared.content == b""
+    body = httpx.get(url, timeout=TIMEOUT)
+    assert prepared.headers["content-length"] == body.headers["content-length"] == str(len(body.content))
+    assert prepared.headers["etag"] == body.headers["etag"]
+    path = tmp_path / "out.zip"
+    path.write_bytes(body.content)
+    check_zip(path)
+
+
+def test_zipserve_warm_sizes_the_servers_zip(tmp_path: Path, serve: Serve) -> None:
+    root = build(tmp_path / "root")
+    cache = tmp_path / "cache" / "crc.sqlite3"
+    said = subprocess.run([sys.executable, "-m", "zipserve", "warm", str(root), ".", "--crc-cache",
+                           str(cache), "--compression", "deflate", "--level", "6"],
+                          capture_output=True, timeout=TIMEOUT, check=True).stdout.decode()
+    srv = serve(root, "--crc-cache", str(cache))
+    head = httpx.head(srv.url + DEFLATE)
+    assert f"{head.headers['content-length']} bytes, ETag {head.headers['etag']}" in said
+
+
+def test_a_file_changed_after_warming_changes_the_etag_and_streams_unsized(
+        tmp_path: Path, serve: Serve) -> None:
+    root = build(tmp_path / "root")
+    url = serve(root).url + AUTO
+    httpx.get(url, timeout=TIMEOUT)
+    before = httpx.get(url, timeout=TIMEOUT)
+    assert "content-length" in before.headers
+    path = root / "docs/big.log"
+    path.write_bytes(path.read_bytes().upper())  # as long, other bytes and another length deflated
+    os.utime(path, (MTIME, MTIME))
+    after = httpx.get(url, timeout=TIMEOUT)
+    assert "content-length" not in after.headers and "etag" not in after.headers
+    with zipfile.ZipFile(io.BytesIO(after.content)) as z:
+        assert z.read("docs/big.log") == path.read_bytes()
+    stale = httpx.get(pinned(url, before.headers["etag"]), headers={"Range": "bytes=1000-"})
+    assert stale.status_code == 412
+    again = httpx.get(url, timeout=TIMEOUT)  # the changed file's length is learned in turn
+    assert again.headers["content-length"] == str(len(after.content)) and again.content == after.content
+
+
+# --- in process: lengths that lie, and what a range reads -------------------------------------
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    root = build(tmp_path / "root")
+    svc = Service(Settings(root=root, crc_cache=tmp_path / "cache" / "crc.sqlite3", compress_workers=2))
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize(("name", "delta"), [("docs/readme.txt", 1), ("docs/big.log", -1)])
+def test_a_kept_length_that_lies_cuts_the_body_and_is_forgotten(service: Service, name: str,
+                                                              delta: int) -> None:
+    plan = service.archive(["."], "zip", compression="deflate")
+    whole = b"".join(service.encoder.body(plan))
+    entry = next(e for e in plan.entries if e.name == name)
+    options = plan.options
+    service.packs.learn(entry.node, options, service.packs.lookup([entry.node], options)[0] + delta)
+    lying = service.archive(["."], "zip", compression="deflate")
+    assert lying.sized and lying.total == len(whole) + delta
+    with pytest.raises(SourceChanged):
+        b"".join(service.encoder.body(lying))
+    assert not service.archive(["."], "zip", compression="deflate").sized
+
+
+def test_a_range_in_the_last_entry_reads_none_before_it(service: Service) -> None:
+    plan = service.archive(["docs"], "zip", compression="deflate")
+    whole = b"".join(service.encoder.body(plan))
+    plan = service.archive(["docs"], "zip", compression="deflate")
+    assert plan.sized and plan.layout is not None
+    last = max(p.start for p in plan.layout.pieces if p.kind == "packed")  # readme.txt, whole
+    read: list[str] = []
+    real = service.root.read
+
+    def counted(node: Node, lo: int, hi: int, chunk: int) -> Iterator[bytes]:
+        read.append(node.shown)
+        return real(node, lo, hi, chunk)
+
+    service.root.read = counted  # type: ignore[method-assign]
+    assert b"".join(service.encoder.body(plan, last + 10)) == whole[last + 10:]
+    assert "docs/big.log" not in read and "docs/medium.txt" not in read
+
+
+# --- pure: computed lengths are the rendered ones -------------------------------------------------
+
+
+def entry(name: str, size: int, packed: int) -> Entry:
+    node = Node(tuple(name.split("/")), "file", size, MTIME * 10**9, 0o644, 0, 0, 0)
+    return Entry(name, node, deflate=True, packed=packed)
+
+
+@pytest.mark.parametrize(("name", "size", "packed", "offset"), [
+    ("a.txt", 1000, 300, 0),
+    ("a.txt", zippacked.WHOLE_DEFLATE, 90_000, 5),
+    ("dir/b.log", zippacked.WHOLE_DEFLATE + 1, 70_000, 1 << 20),
+    ("caf\u00e9/\u00fcber.txt", 3 << 20, 1 << 20, 0xFFFFFFFF),
+    ("huge.bin", 5 << 30, 5 << 30, 0),
+    ("near.bin", 0xFFFFFFFF - 100, 1 << 30, 7),
+])
+def test_computed_record_lengths_are_the_rendered_ones(name: str, size: int, packed: int,
+                                                       offset: int) -> None:
+    e = entry(name, size, packed)
+    assert zippacked.head_size(e) == len(zippacked.head(e, 0x1234))
+    assert zippacked.central_size(e, offset) == len(zippacked.central(e, 0x1234, offset))
+    want = len(zip.data_descriptor(1, packed, size, zip.needs_zip64_descriptor(e)))
+    assert zippacked.descriptor_size(e) == (want if size > zippacked.WHOLE_DEFLATE else 0)
+
+
+def test_whole_deflate_is_the_encoders_block() -> None:
+    assert zippacked.WHOLE_DEFLATE == compress.DEFAULT_BLOCK
