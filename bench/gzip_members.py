@@ -28,6 +28,7 @@ from zipserve.settings import Settings
 
 MIB = 1 << 20
 Pack = Callable[[Iterable[bytes]], int]
+CUTS = (("per file", 0), ("grouped >= 1 MiB", MIB), ("grouped >= 4 MiB", 4 * MIB))
 
 
 def raw_tar(service: Service, root: Path) -> tuple[bytes, list[int]]:
@@ -83,7 +84,7 @@ def measure(name: str, root: Path, level: int) -> list[str]:
                 plan = service.archive(["."], "tar.gz" if kind == "gzip" else "tar.zst")
                 single = sum(map(len, service.encoder.body(plan)))  # what the server sends today
                 rows.append(f"| {name} | {kind} | one stream | {single:,} | - |")
-                for label, group in (("per file", 0), ("grouped >= 1 MiB", MIB), ("grouped >= 4 MiB", 4 * MIB)):
+                for label, group in CUTS:
                     spans = members(raw, starts, group)
                     total = sum(pack(entries(span, start, starts)) for span, start in spans)
                     rows.append(f"| {name} | {kind} | {label} ({len(spans):,} members) | {total:,} "

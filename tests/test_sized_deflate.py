@@ -46,7 +46,7 @@ def build(root: Path) -> Path:
         "media/noise.bin": rng.randbytes(700_000),  # large: auto stores it
         "media/tiny.bin": rng.randbytes(3000),  # small: auto stores it
         "media/photo.jpg": rng.randbytes(5000),  # stored by its name
-        "caf\u00e9/\u00fcber.txt": "non-ASCII name\n".encode() * 20,
+        "caf\u00e9/\u00fcber.txt": b"non-ASCII name\n" * 20,
         "empty.txt": b"",
     }
     for rel, data in files.items():
