@@ -196,3 +196,12 @@ def test_missing_skip_adds_a_report_naming_each_skipped_entry(
     for skipped in answer["skipped"]:
         assert skipped["name"] in report and skipped["why"] in report
     assert "u/81/gone" in report and "/ok/gone.bin" in report
+
+
+def test_head_of_a_link_reads_no_object(site: Site) -> None:
+    answer = link(site.server, manifest_of(site.entries(), "zip", "store"), pin="0")
+    before = len(site.origin.settled())
+    head = httpx.head(answer["url"], timeout=TIMEOUT)
+    assert head.status_code == 200 and head.headers["content-length"] == str(answer["size"])
+    made = site.origin.settled()[before:]
+    assert made and all(" HEAD " in line for line in made), made
