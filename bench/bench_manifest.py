@@ -15,7 +15,8 @@ whose sources are the paths on disk. In each round, in one run:
 Every client is curl writing to /dev/null. MB/s are 10^6 bytes of file data
 per second; the page cache is warmed before every timed run. Peak RSS is the
 zipserve server's VmHWM, reset (/proc/PID/clear_refs) before each case, and
-for curl --parallel curl's own maximum RSS. The first round is shown apart:
+for curl --parallel curl's own maximum RSS; CPU s/GB is the server's (or
+curl's) user + system CPU time per GB of file data. The first round is shown apart:
 zipserve learns the CRCs in it (with a cold CRC cache a file over 1 MiB is
 read twice, once for its header); the others give medians, and ratios are
 same-run ratios of medians.
@@ -50,7 +51,7 @@ from trees import DEFAULT_DIR, Tree, files_of, mixed_tree, warm  # noqa: E402
 
 PARALLEL = 16
 TIMEOUT = 900.0
-Result = tuple[float, float]  # MB/s of file data, peak RSS in MiB
+Result = tuple[float, float, float]  # MB/s of file data, peak RSS in MiB, CPU seconds per GB
 
 
 def manifest(tree: Tree, origin: str | None) -> dict[str, object]:
@@ -78,14 +79,17 @@ def reset_peak(pid: int) -> None:
 
 
 def through_zipserve(server: Server, url: str, tree: Tree) -> Result:
-    """Given the server and a link, download it once; return MB/s of file data and its peak RSS."""
+    """Given the server and a link, download it once; return MB/s, the server's peak RSS and CPU."""
     reset_peak(server.proc.pid)
+    cpu = server.cpu_seconds()[0]
     _, seconds = fetch(url, TIMEOUT)
-    return tree.bytes / seconds / MB, proc_status_mib(server.proc.pid, "VmHWM")
+    cpu = server.cpu_seconds()[0] - cpu
+    return (tree.bytes / seconds / MB, proc_status_mib(server.proc.pid, "VmHWM"),
+            cpu / (tree.bytes / 1e9))
 
 
 def curl_parallel(origin: str, tree: Tree, config: Path) -> Result:
-    """Given the origin, fetch every object with one curl, PARALLEL at a time; return MB/s, its max RSS."""
+    """Given the origin, fetch every object with one curl, PARALLEL at a time; return its Result."""
     lines = [f'url = "{origin}/{f.relative_to(tree.path).as_posix()}"\noutput = "/dev/null"'
              for f in files_of(tree.path)]
     config.write_text("\n".join(lines) + "\n")
@@ -98,7 +102,8 @@ def curl_parallel(origin: str, tree: Tree, config: Path) -> Result:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"curl --parallel exited {proc.returncode}")
-    return tree.bytes / seconds / MB, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return tree.bytes / seconds / MB, usage.ru_maxrss / 1024, cpu / (tree.bytes / 1e9)
 
 
 def rounds(tree: Tree, repeat: int, tmp: Path) -> dict[str, list[Result]]:
@@ -112,7 +117,10 @@ def rounds(tree: Tree, repeat: int, tmp: Path) -> dict[str, list[Result]]:
     with running(nginx_cmd(tmp / "nginx", tree.path, web_port), web_port, tmp / "nginx.log"), \
             running(cmd, port, tmp / "zipserve.log", ready="/healthz") as server:
         cases: dict[str, Callable[[], Result]] = {}
+        idle = server.rss_mib()
         web, disk = link(server, manifest(tree, origin)), link(server, manifest(tree, None))
+        print(f"  zipserve RSS: {idle:.0f} MiB idle, {server.rss_mib():.0f} MiB once both "
+              f"manifests are planned and stored", flush=True)
         cases["zipserve stored ZIP, http origin"] = lambda: through_zipserve(server, web, tree)
         cases["zipserve stored ZIP, local disk"] = lambda: through_zipserve(server, disk, tree)
         cases[f"curl --parallel {PARALLEL}, http origin"] = lambda: curl_parallel(
@@ -123,19 +131,21 @@ def rounds(tree: Tree, repeat: int, tmp: Path) -> dict[str, list[Result]]:
                 got = case()
                 key = name + (" (first round)" if r == 0 else "")
                 results.setdefault(key, []).append(got)
-                print(f"  round {r}: {name}: {got[0]:.0f} MB/s, {got[1]:.0f} MiB", flush=True)
+                print(f"  round {r}: {name}: {got[0]:.0f} MB/s, {got[1]:.0f} MiB, "
+                      f"{got[2]:.2f} CPU s/GB", flush=True)
     return results
 
 
 def table(results: dict[str, list[Result]], reference: str) -> None:
     """Given the results, print the table of medians, with ratios to the reference case."""
     ref = statistics.median(r[0] for r in results[reference])
-    print("\n| case | MB/s (median) | vs curl --parallel | peak RSS MiB | runs |")
-    print("|---|---|---|---|---|")
+    print("\n| case | MB/s (median) | vs curl --parallel | peak RSS MiB | CPU s/GB | runs |")
+    print("|---|---|---|---|---|---|")
     for name, rows in results.items():
         speed = statistics.median(r[0] for r in rows)
-        peak = max(r[1] for r in rows)
-        print(f"| {name} | {speed:.0f} | {speed / ref:.2f}x | {peak:.0f} | {len(rows)} |")
+        peak, cpu = max(r[1] for r in rows), statistics.median(r[2] for r in rows)
+        print(f"| {name} | {speed:.0f} | {speed / ref:.2f}x | {peak:.0f} | {cpu:.2f} "
+              f"| {len(rows)} |")
 
 
 def main() -> None:
