@@ -10,6 +10,7 @@ whose sources are the paths on disk. In each round, in one run:
 
 - zipserve, http origin: GET of the first manifest's stored ZIP link;
 - zipserve, local disk: GET of the second's;
+- zipserve, the folder: GET of the folder's own stored ZIP (no manifest);
 - curl --parallel: curl fetching the same objects from nginx, 16 at a time.
 
 Every client is curl writing to /dev/null. MB/s are 10^6 bytes of file data
@@ -123,6 +124,9 @@ def rounds(tree: Tree, repeat: int, tmp: Path) -> dict[str, list[Result]]:
               f"manifests are planned and stored", flush=True)
         cases["zipserve stored ZIP, http origin"] = lambda: through_zipserve(server, web, tree)
         cases["zipserve stored ZIP, local disk"] = lambda: through_zipserve(server, disk, tree)
+        folder = f"{server.url}/archive?path=.&format=zip&compression=store"
+        cases["zipserve stored ZIP, the folder (no manifest)"] = lambda: through_zipserve(
+            server, folder, tree)
         cases[f"curl --parallel {PARALLEL}, http origin"] = lambda: curl_parallel(
             origin, tree, tmp / "curl.conf")
         for r in range(repeat + 1):
