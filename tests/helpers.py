@@ -36,6 +36,12 @@ _SAMPLE = re.compile(r'^(zipserve_\w+?)(?:\{outcome="(\w+)"\})? (\S+)$')
 # --- the sample tree ------------------------------------------------------------------------------
 
 
+# Debian's Chromium, as the page tests drive it through Playwright (nothing downloads a browser).
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 15_000
+
 def build_tree(root: Path) -> Path:
     """Given an empty folder, fill it with the sample tree every test reads back."""
     files = {

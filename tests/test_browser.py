@@ -22,11 +22,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Download, Page, sync_playwright
 
-from tests.helpers import Server, build_tree
+from tests.helpers import ARGS, CHROMIUM, TIMEOUT_MS, Server, build_tree
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIDEO = Path(__file__).resolve().parents[1] / "fixtures" / "videos" / "test-pattern.webm"
 # Names a page must show as text; a name cannot hold "/", so the probe is an <img onerror>.
 ODD = {
@@ -36,7 +33,6 @@ ODD = {
     "hash #1 & what?.txt": b"hash and question mark\n",
     "100% \u00fcber.txt": b"percent and umlaut\n",
 }
-TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ from openapi_spec_validator import validate
 from playwright.sync_api import sync_playwright
 from starlette.testclient import TestClient
 
-from tests.helpers import Server, Site
-from tests.test_browser import ARGS, CHROMIUM, TIMEOUT_MS
+from tests.helpers import ARGS, CHROMIUM, TIMEOUT_MS, Server, Site
 from zipserve.core import formats
 from zipserve.core.selection import CHECKSUMS, COMPRESSIONS, ENCRYPTIONS, NAMES
 from zipserve.http.app import create_app
@@ -278,3 +277,18 @@ def test_swagger_ui_asks_no_validator_and_names_no_other_host(http: httpx.Client
     assert "default-src 'none'" in page.headers["content-security-policy"]
 
 
+
+
+@pytest.mark.parametrize(("path", "allow"), [
+    ("/archive", "GET, HEAD, POST"),
+    ("/manifest", "POST"),
+    ("/manifest/token/a.zip", "GET, HEAD"),
+    ("/files/a.txt", "GET, HEAD"),
+    ("/healthz", "GET, HEAD"),
+])
+def test_a_405_lists_every_method_the_path_takes(tmp_path: Path, path: str, allow: str) -> None:
+    # RFC 9110 §15.5.6: Allow names them all, though GET, HEAD and POST are routes of their own.
+    with TestClient(create_app(Settings(root=tmp_path, crc_cache=None, records=None))) as c:
+        r = c.request("DELETE", path)
+    assert r.status_code == 405 and r.headers["allow"] == allow
+    assert r.json()["error"]["code"] == "method_not_allowed"
