@@ -1,6 +1,6 @@
 """Resuming a big stored ZIP: time to first byte and bytes read, warm vs cold CRC cache.
 
-    python bench/bench_resume.py [--quick] [--mib 2048] [--repeat 3]
+    python bench/bench_resume.py [--quick] [--mib 2048] [--repeat 3] [--deflated]
 
 Over HTTP on 127.0.0.1, against a stored ZIP of the mixed tree (bench/trees.py):
 
@@ -9,6 +9,11 @@ Over HTTP on 127.0.0.1, against a stored ZIP of the mixed tree (bench/trees.py):
   /proc/<pid>/io), beside a full download of the same archive;
 - the cost of the first full download of stored data (every CRC still to
   learn) against a warm one and against `tar cf - | cat`.
+
+With --deflated, the deflated ZIP (compression=auto) of the same tree instead:
+its first, unsized download; HEAD ?prepare=1 on a fresh server (deflates it
+all, sends nothing); then, sized, a full download and Ranges from 50% and 90%
+to the end (each deflates again only from the entry holding its first byte).
 
 Medians of --repeat runs; the page cache is warmed before each timed run.
 """
@@ -119,16 +124,69 @@ def run(mib: int, repeat: int) -> None:
           f"{cold / tar:.2f}x tar cf - | cat")
 
 
+def head_time(url: str) -> tuple[float, int]:
+    """Given a URL, send HEAD; return (seconds, its Content-Length or 0)."""
+    started = time.monotonic()
+    out = subprocess.run(["curl", "-sSI", "--max-time", "900", url], capture_output=True, text=True,
+                         timeout=1000, check=True).stdout.lower()
+    length = out.split("content-length:")[1].split()[0] if "content-length:" in out else "0"
+    return time.monotonic() - started, int(length)
+
+
+def run_deflated(mib: int, repeat: int) -> None:
+    """Given a tree size and a count, print the deflated ZIP's resume table (see the module's doc)."""
+    tree = mixed_tree(DEFAULT_DIR, mib)
+    rows: dict[str, list[tuple[int, float, float, int]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeat):
+            for fresh in ("download", "prepare"):
+                port = free_port()
+                cmd = [sys.executable, "-m", "zipserve", "serve", str(tree.path), "--port", str(port),
+                       "--crc-cache", str(Path(tmp) / f"{fresh}-{r}" / "crc.sqlite3")]
+                with running(cmd, port, Path(tmp) / "server.log", ready="/healthz") as srv:
+                    url = f"http://127.0.0.1:{port}/archive?path=.&format=zip"
+                    warm(tree.path)
+                    if fresh == "download":
+                        rows.setdefault("first download (unsized, learns)", []).append(
+                            measured(srv.proc.pid, url))
+                        continue
+                    before = rchar(srv.proc.pid)
+                    secs, total = head_time(url + "&prepare=1")
+                    rows.setdefault("HEAD ?prepare=1 (sends nothing)", []).append(
+                        (0, secs, secs, rchar(srv.proc.pid) - before))
+                    for name, start in (("full download, sized", None), ("Range 50%-end, sized", total // 2),
+                                        ("Range 90%-end, sized", total * 9 // 10)):
+                        warm(tree.path)
+                        rows.setdefault(name, []).append(measured(srv.proc.pid, url, start))
+    print(f"\ndeflated ZIP (auto) of the mixed tree: {tree.files} files, {tree.bytes / MB:,.0f} MB "
+          f"(archive {total / MB:,.0f} MB); medians of {repeat}\n")
+    table(rows)
+
+
+def table(rows: dict[str, list[tuple[int, float, float, int]]]) -> None:
+    """Given runs by case, print sent MB, first byte, total time, MB/s and what the server read."""
+    print(f"{'case':34} {'sent MB':>9} {'first byte s':>12} {'total s':>8} {'MB/s':>7} "
+          f"{'server read MB':>15}")
+    for name, runs in rows.items():
+        size = statistics.median(r[0] for r in runs)
+        first = statistics.median(r[1] for r in runs)
+        secs = statistics.median(r[2] for r in runs)
+        read = statistics.median(r[3] for r in runs)
+        print(f"{name:34} {size / MB:9,.0f} {first:12.3f} {secs:8.2f} {size / MB / secs:7,.0f} "
+              f"{read / MB:15,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 MiB tree, one run")
     parser.add_argument("--mib", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--deflated", action="store_true", help="the deflated ZIP, warmed")
     args = parser.parse_args()
     if args.quick:
         args.mib, args.repeat = 256, 1
     started = time.monotonic()
-    run(args.mib, args.repeat)
+    (run_deflated if args.deflated else run)(args.mib, args.repeat)
     print(f"({time.monotonic() - started:.0f} s)")
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from tests.helpers import MTIME, TIMEOUT, Serve, run
 from zipserve.core.formats import zip, zippacked
+from zipserve.core.manifest import load_manifest
 from zipserve.core.node import Entry, Node
 from zipserve.encode import compress
 from zipserve.errors import SourceChanged
@@ -194,6 +195,16 @@ def test_a_file_changed_after_warming_changes_the_etag_and_streams_unsized(
     assert again.headers["content-length"] == str(len(after.content)) and again.content == after.content
 
 
+def test_a_warmed_zip_from_each_source_has_the_unsized_bytes(served_http: httpx.Client) -> None:
+    url = "/archive?path=.&format=zip&compression=deflate&level=3"
+    first = served_http.get(url)
+    second = served_http.get(url)
+    assert "content-length" not in first.headers
+    assert second.headers["content-length"] == str(len(first.content)) and second.content == first.content
+    tail = served_http.get(url, headers={"Range": "bytes=100000-"})
+    assert tail.status_code == 206 and tail.content == first.content[100_000:]
+
+
 # --- in process: lengths that lie, and what a range reads -------------------------------------
 
 
@@ -267,3 +278,15 @@ def test_computed_record_lengths_are_the_rendered_ones(name: str, size: int, pac
 
 def test_whole_deflate_is_the_encoders_block() -> None:
     assert zippacked.WHOLE_DEFLATE == compress.DEFAULT_BLOCK
+
+
+def test_a_manifests_deflated_zip_is_sized_once_warmed(service: Service) -> None:
+    raw = (b'{"compression": "deflate", "entries": [{"source": "docs/big.log", "name": "a/big.log",'
+           b' "mtime": 1700000000}, {"source": "docs/readme.txt", "name": "readme.txt"}]}')
+    first = service.manifest(load_manifest(raw, max_entries=10)).plan
+    assert not first.sized
+    whole = b"".join(service.manifest_encoder.body(first))
+    again = service.manifest(load_manifest(raw, max_entries=10)).plan
+    assert again.sized and again.total == len(whole)
+    assert b"".join(service.manifest_encoder.body(again)) == whole
+    assert b"".join(service.manifest_encoder.body(again, 5000)) == whole[5000:]

@@ -11,6 +11,7 @@ entry (MISSING.txt) says which and why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from zipserve.core.manifest_link import ManifestStore, link_url, make_link
 from zipserve.core.missing import missing_report, report_name
 from zipserve.core.names import shown
 from zipserve.core.node import Entry, Node
+from zipserve.core.selection import Options
 from zipserve.core.urlpolicy import shown_url
 from zipserve.errors import BadGateway, BadRequest, Missing, NotFound, Unavailable, ZipserveError
 from zipserve.sources.mixed import Mixed, inline_node
@@ -41,8 +43,12 @@ class ManifestPlan:
 
 
 def plan_manifest(manifest: Manifest, sources: Mixed, budget: Budget, default_level: int,
-                  sealing: plan.Sealing | None = None) -> ManifestPlan:
+                  sealing: plan.Sealing | None = None,
+                  packing: Callable[[Options], plan.Packing] | None = None) -> ManifestPlan:
     """Given a manifest, its sources, the limits, the server's level (and its password), return its plan.
+
+    ``packing`` gives, for the manifest's options, what looks up its deflated
+    entries' known lengths (see plan.Packing).
 
     Raises Missing (missing=fail), BadRequest, Forbidden or TooLarge before any byte.
     """
@@ -65,7 +71,8 @@ def plan_manifest(manifest: Manifest, sources: Mixed, budget: Budget, default_le
         newest = max((e.mtime_ns for e in entries), default=0)
         report = inline_node(report_name(manifest), missing_report(skipped), newest)
         entries.append(Entry(report.path[0], report))
-    archive = plan.arrange(entries, options, download_name(manifest), sealing)
+    archive = plan.arrange(entries, options, download_name(manifest), sealing,
+                           packing(options) if packing is not None else None)
     return ManifestPlan(archive, tuple(skipped))
 
 

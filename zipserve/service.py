@@ -74,7 +74,7 @@ class Service:
         self.packs = Packs(store, self.cache.key_of, settings.chunk_size)
         self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size, self.packs)
         self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
-                                        self.pool, settings.chunk_size)
+                                        self.pool, settings.chunk_size, self.packs)
 
     def close(self) -> None:
         self.pool.close()
@@ -155,7 +155,7 @@ class Service:
         """Given a validated manifest, stat its sources and return its plan; raise as plan_manifest."""
         s = self.settings
         return plan_manifest(manifest, self.mixed, Budget(s.max_files, s.max_bytes, s.max_depth),
-                             s.level, self.sealing(manifest.password))
+                             s.level, self.sealing(manifest.password), self.packs.packing)
 
     def _walk(self, paths: tuple[tuple[str, ...], ...], budget: Budget) -> Iterator[Node]:
         tops = [self.root.stat(p) for p in paths]  # every path is checked before any walk
