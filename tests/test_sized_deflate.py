@@ -290,3 +290,13 @@ def test_a_manifests_deflated_zip_is_sized_once_warmed(service: Service) -> None
     assert again.sized and again.total == len(whole)
     assert b"".join(service.manifest_encoder.body(again)) == whole
     assert b"".join(service.manifest_encoder.body(again, 5000)) == whole[5000:]
+
+
+def test_every_worker_process_sizes_what_one_of_them_learned(tmp_path: Path, serve: Serve) -> None:
+    root = build(tmp_path / "root")
+    url = serve(root, "--workers", "2").url + DEFLATE
+    first = httpx.get(url, timeout=TIMEOUT)
+    assert "content-length" not in first.headers
+    # New connections, spread over both processes: each reads the lengths from SQLite.
+    lengths = {httpx.head(url).headers.get("content-length") for _ in range(8)}
+    assert lengths == {str(len(first.content))}

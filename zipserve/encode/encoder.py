@@ -43,8 +43,7 @@ class Encoder:
         # reads it, and a stored ZIP's central records repeat the CRCs of the headers
         # the same body sent; only a resume that starts past a header reads it again.
         self.learn_from = 1 if fetches is not None else BIG
-        self.reads = Reads(root, crcs, pool, chunk, self.hold,
-                           packs.learn if packs is not None else None)
+        self.reads = Reads(root, crcs, pool, chunk, self.hold, packs)
 
     def batches(self, plan: ArchivePlan, start: int = 0, stop: int | None = None, *,
                 parts: bool = False) -> Iterator[list[bytes | FilePart]]:

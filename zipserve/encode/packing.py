@@ -56,6 +56,10 @@ class Packs:
         """Given a file, a ZIP's options and its entry's compressed length (or PACKED_STORED), keep it."""
         self.store.put(f"{self.key_of(node)}\0{self.profile(options)}", value)
 
+    def flush(self) -> None:
+        """Write the lengths kept so far where other processes see them."""
+        self.store.flush()
+
     def forget(self, node: Node, options: Options) -> None:
         """Given a file whose entry did not deflate to its kept length under a ZIP's options, drop it."""
         self.store.forget(f"{self.key_of(node)}\0{self.profile(options)}")

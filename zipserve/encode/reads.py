@@ -6,7 +6,8 @@ through one Reads; the streamed ZIP gets only this, never the whole Encoder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from typing import Protocol
 
 from zipserve.core.node import Node
 from zipserve.core.selection import Options
@@ -14,6 +15,14 @@ from zipserve.encode.compress import Pool
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import Reader, Source, Span
 from zipserve.sources.crc import Crcs, crc32
+
+
+class Learns(Protocol):
+    """What keeps deflated ZIP entries' compressed lengths (encode/packing.py's Packs)."""
+
+    def learn(self, node: Node, options: Options, value: int) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class Reads:
@@ -25,7 +34,7 @@ class Reads:
     """
 
     def __init__(self, root: Source, crcs: Crcs, pool: Pool, chunk: int, hold: int,
-                 packs: Callable[[Node, Options, int], None] | None = None) -> None:
+                 packs: Learns | None = None) -> None:
         self.root, self.crcs, self.pool, self.chunk, self.hold = root, crcs, pool, chunk, hold
         self.packs = packs
 
@@ -76,7 +85,12 @@ class Reads:
     def packed(self, node: Node, options: Options, value: int) -> None:
         """Given a file, a ZIP's options and the length its deflated entry was sent with, keep it."""
         if self.packs is not None:
-            self.packs(node, options, value)
+            self.packs.learn(node, options, value)
+
+    def packed_done(self) -> None:
+        """Make the lengths kept by one body visible to every process (they are written in batches)."""
+        if self.packs is not None:
+            self.packs.flush()
 
     def learned(self, node: Node, crc: int) -> None:
         """Given a file node and the CRC-32 its bytes were just sent with, keep it in the cache."""

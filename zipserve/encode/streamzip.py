@@ -107,6 +107,7 @@ class StreamedZip:
                 yield chunk
         finally:
             reader.close()
+            self.reads.packed_done()
         if self.digests is not None:
             yield from self._sums()
         cd = b"".join(self.records)

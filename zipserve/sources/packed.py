@@ -20,6 +20,9 @@ from pathlib import Path
 
 _BATCH = 500  # keys a SELECT asks for at once (SQLite's default cap is 999 parameters)
 _MEMORY = 100_000  # lengths kept in process before the layer is emptied
+# Lengths written to SQLite in one transaction: one per entry cost ~80 us each, which a
+# tree of small files would pay on the thread that sends them.
+_PENDING = 512
 
 
 def beside(crc_cache: Path) -> Path:
@@ -33,6 +36,7 @@ class PackedStore:
     def __init__(self, path: Path | None) -> None:
         self._lock = threading.Lock()
         self._memory: dict[str, int] = {}
+        self._pending: dict[str, int] = {}  # put, not yet in SQLite
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +52,8 @@ class PackedStore:
         missing: list[str] = []
         with self._lock:
             for k in dict.fromkeys(keys):
-                if k in self._memory:
-                    found[k] = self._memory[k]
+                if k in self._memory or k in self._pending:
+                    found[k] = self._memory.get(k, self._pending.get(k, 0))
                 else:
                     missing.append(k)
             if self._db is not None:
@@ -62,18 +66,35 @@ class PackedStore:
         return found
 
     def put(self, key: str, value: int) -> None:
-        """Given a key and its value, store it."""
+        """Given a key and its value, store it (in SQLite with the next batch, or at flush)."""
         if self._memory.get(key) == value:  # one dict read is atomic: no lock needed
             return  # known already: every download of a warm file would rewrite it
         with self._lock:
             self._remember({key: value})
             if self._db is not None:
-                self._db.execute("INSERT OR REPLACE INTO packed VALUES (?,?)", (key, value))
+                self._pending[key] = value
+                if len(self._pending) >= _PENDING:
+                    self._write()
+
+    def flush(self) -> None:
+        """Write every value put so far to SQLite, where other processes see it."""
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        # One transaction for the batch. Lock held.
+        if self._db is None or not self._pending:
+            return
+        rows, self._pending = list(self._pending.items()), {}
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO packed VALUES (?,?)", rows)
 
     def forget(self, key: str) -> None:
         """Given a key whose value proved wrong, drop it."""
         with self._lock:
             self._memory.pop(key, None)
+            self._pending.pop(key, None)
             if self._db is not None:
                 self._db.execute("DELETE FROM packed WHERE k=?", (key,))
 
@@ -84,5 +105,6 @@ class PackedStore:
         self._memory.update(found)
 
     def close(self) -> None:
+        self.flush()
         if self._db is not None:
             self._db.close()
