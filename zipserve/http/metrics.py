@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from zipserve.http.streaming import Outcome
+from zipserve.http.trim import IdleTrim
 
 OUTCOMES = ("complete", "client_gone", "failed")
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise to every scrape
@@ -32,6 +33,7 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.in_flight = 0
+        self.trim = IdleTrim(lambda: self.in_flight > 0)
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         # One registry per app (tests build many apps in one process); in
         # multiprocess mode samples go to files and are collected at scrape time.
@@ -58,9 +60,15 @@ class Metrics:
         return True
 
     def finish(self, outcome: Outcome, seconds: float) -> None:
-        """Given how a stream ended and how long it took, count it and free its slot."""
+        """Given how a stream ended and how long it took, count it and free its slot.
+
+        The last stream in flight ending schedules a heap trim (see trim.py).
+        """
         with self._lock:
             self.in_flight -= 1
+            idle = self.in_flight == 0
+        if idle:
+            self.trim.idle()
         self.streams.dec()
         self.sent.inc(outcome.sent)
         self.archives.labels(outcome.result).inc()
