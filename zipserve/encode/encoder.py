@@ -282,8 +282,12 @@ def _gzip_tar(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
 
 
 def _zstd_tar(enc: Encoder, plan: ArchivePlan) -> Iterator[bytes]:
+    # On the stream's own thread (threads=0): zstd's workers cost each stream two native
+    # threads and their jobs' buffers, 16 MiB of RSS a stream at level 1 against 3.3
+    # (bench/bench_memory.py), with no faster stream on two shared cores and a better
+    # ratio from level 3 up (one-window jobs restart their matches).
     return compress.zstd_stream(enc.tar_raw(plan), level=compress.zstd_level(plan.options.level),
-                                threads=enc.pool.workers)
+                                threads=0)
 
 
 # A format's encoder kind (see core.formats) -> the body of its plans that are not sized.
