@@ -202,3 +202,17 @@ def test_expired_unsigned_or_altered_links_are_refused(pair: tuple[Server, Serve
         assert fetch(url).status_code == 200
         for bad in altered(url):
             assert fetch(bad).status_code == 401, bad
+
+
+@pytest.mark.parametrize("claimed", [True, False])
+def test_a_right_crc32_claim_spares_reading_a_big_object_for_its_header(
+        server_factory: Serve, root: Path, origin: Origin, claimed: bool) -> None:
+    fresh = server_factory(root, "--allow-url", f"{origin.base}/ok/")  # its CRC cache is cold
+    entry: dict[str, Any] = {"source": f"{origin.base}/ok/big.bin", "name": "big.bin"}
+    if claimed:
+        entry["crc32"] = f"{zlib.crc32(BIG):08x}"
+    answer = link(fresh, manifest_of([entry], "zip", "store"))
+    before = len(origin.settled())
+    assert members("zip", fetch(answer["url"]).content)[0].data == BIG
+    gets = [line for line in origin.settled()[before:] if " GET /ok/big.bin " in line]
+    assert len(gets) == (1 if claimed else 2), gets
