@@ -205,3 +205,29 @@ def test_head_of_a_link_reads_no_object(site: Site) -> None:
     assert head.status_code == 200 and head.headers["content-length"] == str(answer["size"])
     made = site.origin.settled()[before:]
     assert made and all(" HEAD " in line for line in made), made
+
+
+def variants(site: Site) -> dict[str, list[dict[str, Any]]]:
+    """Return manifests' entries that differ in one way each from the first."""
+    base = site.entries()[1:4]
+    return {
+        "base": base,
+        "an mtime": [{**base[0], "mtime": MTIME + 1}, *base[1:]],
+        "a folder's mtime": [base[0], {"name": "Empty/", "mtime": MTIME + 2}, base[2]],
+        "a name": [{**base[0], "name": "Invoices/2024-03 ACME 2.pdf"}, *base[1:]],
+        "the order": base[::-1],
+    }
+
+
+@pytest.mark.parametrize(("fmt", "compression"), SIZED)
+def test_the_etag_changes_with_every_byte_and_only_then(site: Site, fmt: str,
+                                                        compression: str | None) -> None:
+    seen: dict[str, bytes] = {}
+    for label, entries in variants(site).items():
+        answer = link(site.server, manifest_of(entries, fmt, compression))
+        body = fetch(answer["url"]).content
+        assert answer["etag"] not in seen, label
+        seen[answer["etag"]] = body
+        renamed = link(site.server, manifest_of(entries, fmt, compression, name="Other name"))
+        assert renamed["etag"] == answer["etag"] and fetch(renamed["url"]).content == body
+    assert len(set(seen.values())) == len(seen)
