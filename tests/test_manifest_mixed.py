@@ -175,3 +175,25 @@ def test_head_and_get_agree_on_a_mixed_stored_zip(site: Mixed,
     assert head.status_code == 200
     assert head.headers["content-length"] == str(answer["size"])
     assert head.headers["etag"] == answer["etag"]
+
+
+def test_missing_objects_and_buckets_are_listed_or_reported(site: Mixed) -> None:
+    gone = [{"source": f"s3://{site.bucket}/u/81/gone", "name": "gone.pdf"},
+            {"source": "s3://zs-no-such-bucket-here/k", "name": "nobucket.pdf"}]
+    entries = [*site.entries()[:2], *gone]
+    r = httpx.post(f"{site.server.url}/manifest", json=manifest_of(entries, "tar"),
+                   timeout=TIMEOUT)
+    assert r.status_code == 404, r.text
+    assert [m["name"] for m in r.json()["error"]["missing"]] == ["gone.pdf", "nobucket.pdf"]
+    answer = link(site.server, manifest_of(entries, "tar", missing="skip"))
+    got = members("tar", fetch(answer["url"]).content)
+    assert [m.name for m in got] == [e["name"] for e in entries[:2]] + ["MISSING.txt"]
+    report = got[-1].data.decode()
+    assert "gone.pdf" in report and "nobucket.pdf" in report
+
+
+def test_an_s3_size_that_disagrees_is_refused(site: Mixed) -> None:
+    entry = {"source": f"s3://{site.bucket}/notes/x.txt", "name": "x.txt", "size": 1}
+    r = httpx.post(f"{site.server.url}/manifest", json=manifest_of([entry], "tar"),
+                   timeout=TIMEOUT)
+    assert r.status_code == 400 and "entries[0] 'x.txt'" in r.text
