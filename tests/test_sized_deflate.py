@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.helpers import MTIME, TIMEOUT, Serve, run
+from tests.helpers import MTIME, TIMEOUT, Serve, run, wait_until
 from zipserve.core.formats import zip, zippacked
 from zipserve.core.manifest import load_manifest
 from zipserve.core.node import Entry, Node
@@ -300,3 +300,16 @@ def test_every_worker_process_sizes_what_one_of_them_learned(tmp_path: Path, ser
     # New connections, spread over both processes: each reads the lengths from SQLite.
     lengths = {httpx.head(url).headers.get("content-length") for _ in range(8)}
     assert lengths == {str(len(first.content))}
+
+
+def test_prepare_takes_a_stream_slot(tmp_path: Path, serve: Serve) -> None:
+    root = build(tmp_path / "root")
+    (root / "media/large.bin").write_bytes(os.urandom(64 << 20))
+    srv = serve(root, "--max-streams", "1")
+    with httpx.stream("GET", srv.url + "/archive?path=media&format=zip&compression=store",
+                      timeout=TIMEOUT) as held:  # not read: it keeps its slot
+        assert held.status_code == 200
+        assert httpx.head(srv.url + "/archive?path=docs&format=zip&prepare=1").status_code == 503
+    url = srv.url + "/archive?path=docs&format=zip&prepare=1"
+    assert wait_until(lambda: httpx.head(url, timeout=TIMEOUT).status_code == 200)  # the slot is freed
+    assert "content-length" in httpx.head(url).headers

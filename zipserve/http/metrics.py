@@ -59,6 +59,12 @@ class Metrics:
         self.streams.inc()
         return True
 
+    def release(self) -> None:
+        """Free a slot taken by try_start for work that sent no archive (HEAD ?prepare=1)."""
+        with self._lock:
+            self.in_flight -= 1
+        self.streams.dec()
+
     def finish(self, outcome: Outcome, seconds: float) -> None:
         """Given how a stream ended and how long it took, count it and free its slot.
 

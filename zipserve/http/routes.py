@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from zipserve.core import links, signing
 from zipserve.core.plan import ArchivePlan
 from zipserve.core.selection import parse_path, split_extension
-from zipserve.errors import BadRequest, Forbidden, NotFound
+from zipserve.errors import BadRequest, Busy, Forbidden, NotFound
 from zipserve.http import openapi as api
 from zipserve.http.fields import normalise_fields, option, posted_fields, refuse_password, selection_fields
 from zipserve.http.respond import Sender, serve_archive, serve_file
@@ -197,11 +197,17 @@ async def prepared(service: Service, request: Request, fields: Any, plan: Archiv
     it (Service.warm), so its entries' lengths are known, then plans it again:
     the answer carries the Content-Length and ETag the next GET is served with.
     """
-    if request.method != "HEAD" or request.query_params.get("prepare") != "1":
+    if request.method != "HEAD" or request.query_params.get("prepare") != "1" or plan.sized:
         return plan
-    if not await anyio.to_thread.run_sync(service.warm, plan):
-        return plan
-    return await plan_in_thread(service, fields)
+    sender = sender_of(request)
+    # It costs what a download costs, so it takes a stream slot while it runs.
+    if not sender.metrics.try_start(sender.max_streams):
+        raise Busy(f"more than {sender.max_streams} archives in flight; try again shortly")
+    try:
+        warmed = await anyio.to_thread.run_sync(service.warm, plan)
+    finally:
+        sender.metrics.release()
+    return await plan_in_thread(service, fields) if warmed else plan
 
 
 def iso_time(ns: int) -> str:
