@@ -313,3 +313,16 @@ def test_prepare_takes_a_stream_slot(tmp_path: Path, serve: Serve) -> None:
     url = srv.url + "/archive?path=docs&format=zip&prepare=1"
     assert wait_until(lambda: httpx.head(url, timeout=TIMEOUT).status_code == 200)  # the slot is freed
     assert "content-length" in httpx.head(url).headers
+
+
+@pytest.mark.parametrize(("fmt", "options"), [
+    ("zip", {"checksums": "sha256"}),
+    ("tar.gz", {}),
+    ("zip", {"compression": "store"}),
+])
+def test_warm_writes_nothing_for_archives_it_cannot_size(service: Service, fmt: str,
+                                                         options: dict[str, str]) -> None:
+    plan = service.archive(["docs"], fmt, **options)
+    assert not service.warm(plan)
+    big = next(e.node for e in plan.entries if e.name.endswith("big.log"))
+    assert service.cache.get(big) is None  # not read: a stream would have taught its CRC

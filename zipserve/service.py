@@ -125,10 +125,12 @@ class Service:
     def warm(self, archive: plan.ArchivePlan) -> bool:
         """Given an unsized deflated ZIP's plan, write it to nowhere so its entries' lengths are kept.
 
-        Return whether anything was written: a sized plan, or one of another
-        format, has nothing to learn. Raises SourceChanged as a body would.
+        Return whether anything was written: a sized plan, one of another
+        format, or one never sized (checksums=, encryption) has nothing to
+        learn. Raises SourceChanged as a body would.
         """
-        if archive.sized or not archive.format.deflate_per_entry:
+        never = archive.options.checksums != "none" or archive.sealing is not None
+        if archive.sized or never or not archive.format.deflate_per_entry:
             return False
         for _ in self.encoder.body(archive):
             pass
