@@ -1,8 +1,11 @@
-"""checksums=sha256: a ZIP whose last entry, SHA256SUMS, lists every file's SHA-256, taken while streaming.
+"""checksums=sha256: a last entry, SHA256SUMS, lists every file's SHA-256, taken while streaming.
 
 The sample tree (a non-ASCII name, an empty file, a long path, stored and
 deflated entries) is downloaded under each compression, extracted by unzip
-and 7z, and `sha256sum -c` checks every file against the archive's own list.
+and 7z (tars by tar), and `sha256sum -c` checks every file against the
+archive's own list. A plain tar stays sized: its list's size is known from
+the names, and a range past the files takes their digests from the hash store
+or reads them.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -65,7 +69,7 @@ def test_plain_zip_has_no_sums(sample: Site) -> None:
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("format=tar&checksums=sha256", "checksums=sha256 is served for zip only"),
+    ("format=gz&path=top.txt&checksums=sha256", "checksums=sha256 is not served for gz"),
     ("format=zip&checksums=md5", "checksums must be one of: none, sha256"),
 ])
 def test_checksums_refusals(sample: Site, query: str, message: str) -> None:
@@ -94,3 +98,49 @@ def test_a_tree_with_its_own_sha256sums_is_refused(tmp_path: Path, server_factor
     (root / "SHA256SUMS").write_bytes(b"mine\n")
     r = httpx.get(f"{server_factory(root).url}{ROOT_ZIP}", timeout=60)
     assert r.status_code == 400 and "holds a SHA256SUMS of its own" in r.text
+
+
+TARS = [("tar", []), ("tar.gz", ["-z"]), ("tar.zst", ["--zstd"])]
+
+
+@pytest.mark.parametrize(("fmt", "flags"), TARS, ids=[t[0] for t in TARS])
+def test_tar_extracted_by_tar_passes_sha256sum_c(sample: Site, tmp_path: Path, fmt: str,
+                                                 flags: list[str]) -> None:
+    need_tool("sha256sum")
+    r = httpx.get(f"{sample.url}/archive?path=.&format={fmt}&checksums=sha256", timeout=60)
+    assert r.status_code == 200
+    archive, out = tmp_path / f"t.{fmt}", tmp_path / "out"
+    archive.write_bytes(r.content)
+    out.mkdir()
+    run("tar", "-x", *flags, "-f", str(archive), "-C", str(out))
+    checked = run("sha256sum", "-c", "--strict", "SHA256SUMS", cwd=out)
+    listed = {line.split(": ")[0]: line.split(": ")[1] for line in checked.splitlines()}
+    assert set(listed) == set(expected_sums(sample.root)) and set(listed.values()) == {"OK"}
+
+
+def test_plain_tar_with_sums_is_sized_and_only_adds_the_last_member(sample: Site) -> None:
+    plain = httpx.get(f"{sample.url}/archive?path=.&format=tar", timeout=60)
+    r = httpx.get(f"{sample.url}/archive?path=.&format=tar&checksums=sha256", timeout=60)
+    assert int(r.headers["content-length"]) == len(r.content) and r.headers["etag"] != plain.headers["etag"]
+    with tarfile.open(fileobj=io.BytesIO(r.content)) as tf, \
+            tarfile.open(fileobj=io.BytesIO(plain.content)) as before:
+        members = tf.getmembers()
+        assert members[-1].name == "SHA256SUMS"
+        assert [m.get_info() for m in members[:-1]] == [m.get_info() for m in before.getmembers()]
+        assert all(tf.extractfile(m).read() == before.extractfile(m.name).read()  # type: ignore[union-attr]
+                   for m in members[:-1] if m.isfile())
+
+
+@pytest.mark.parametrize("whole_first", [True, False], ids=["store warm", "store cold"])
+def test_ranges_of_a_tar_with_sums_are_slices(tree: Path, server_factory: Serve,
+                                               whole_first: bool) -> None:
+    url = f"{server_factory(tree).url}/archive?path=.&format=tar&checksums=sha256"
+    # Whole first: every file is hashed on the way into the store. Range first, on a fresh
+    # server: the list's digests come from reading the files it starts past.
+    whole = httpx.get(url, timeout=60).content if whole_first else b""
+    tail = httpx.get(url, headers={"Range": "bytes=-1500"}, timeout=60)
+    whole = whole or httpx.get(url, timeout=60).content
+    assert tail.status_code == 206 and tail.content == whole[-1500:]
+    for a, b in [(0, 99), (len(whole) // 2, len(whole) - 1), (len(whole) - 3000, len(whole) - 2000)]:
+        r = httpx.get(url, headers={"Range": f"bytes={a}-{b}"}, timeout=60)
+        assert r.status_code == 206 and r.content == whole[a: b + 1]

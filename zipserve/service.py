@@ -29,6 +29,8 @@ from zipserve.manifests import ManifestPlan, plan_manifest
 from zipserve.settings import Settings
 from zipserve.sources.base import SharesCrcs, Source
 from zipserve.sources.crc import CrcCache, Crcs
+from zipserve.sources.hashes import HashStore, Sha256s
+from zipserve.sources.hashes import beside as hashes_beside
 from zipserve.sources.http.objects import HttpObjects
 from zipserve.sources.mixed import mixed
 from zipserve.sources.packed import PackedStore, beside
@@ -72,13 +74,18 @@ class Service:
         # Deflated entries' compressed lengths, beside the CRC cache: they make deflated ZIPs sized.
         store = PackedStore(beside(settings.crc_cache) if settings.crc_cache is not None else None)
         self.packs = Packs(store, self.cache.key_of, settings.chunk_size)
-        self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size, self.packs)
+        # SHA-256 of files for SHA256SUMS in sized archives, beside it too (memory without one).
+        self.hashes = HashStore(hashes_beside(settings.crc_cache) if settings.crc_cache else None)
+        sha256s = Sha256s(self.hashes)
+        self.encoder = Encoder(self.root, self.crcs, self.pool, settings.chunk_size, self.packs,
+                               sha256s)
         self.manifest_encoder = Encoder(self.mixed, Crcs(self.mixed, self.cache, settings.chunk_size),
-                                        self.pool, settings.chunk_size, self.packs)
+                                        self.pool, settings.chunk_size, self.packs, sha256s)
 
     def close(self) -> None:
         self.pool.close()
         self.records.close()
+        self.hashes.close()
         self.cache.close()
         self.packs.store.close()
         self.mixed.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from zipserve.core import formats
 from zipserve.core.formats import Format
 from zipserve.core.formats.layout import Layout
-from zipserve.core.formats.sums import SUMS_NAME
+from zipserve.core.formats.sums import SUMS_NAME, sums_entry
 from zipserve.core.node import PACKED_STORED, Entry, Node
 from zipserve.core.selection import Options, Selection
 from zipserve.core.winnames import windows_names
@@ -178,14 +178,29 @@ def arrange(entries: list[Entry], options: Options, filename: str,
         take_packed(entries, packing)
     else:
         packing = None
-    # SHA256SUMS is computed while the ZIP streams: such a ZIP is not sized.
-    sized = fmt.sized(entries) and not sums
-    layout = None if sums else fmt.layout(entries)
+    # A ZIP's SHA256SUMS is computed while it streams: such a ZIP is not sized. A tar's is
+    # a last entry of the layout, whose size the names give.
+    streamed_sums = sums and fmt.sums == "streamed"
+    if sums and fmt.sums == "layout":
+        entries = [*entries, sums_entry(entries)]
+    sized = fmt.sized(entries) and not streamed_sums
+    layout = None if streamed_sums else fmt.layout(entries)
+    if layout is not None and sums:
+        _mark_sums(layout, len(entries) - 1)
     newest = max((e.mtime_ns for e in entries), default=0) // 1_000_000_000
     tag = sealing.tag if sealing is not None else ""
     return ArchivePlan(options=options, entries=tuple(entries), filename=filename, sized=sized,
                        etag=etag_of(entries, options, tag, _profile(entries, packing)) if sized else None,
                        last_modified=newest, layout=layout, sealing=sealing)
+
+
+def _mark_sums(layout: Layout, index: int) -> None:
+    """Given a layout whose entry `index` is SHA256SUMS, make its data piece a "sums" piece and mark it."""
+    for piece in reversed(layout.pieces):
+        if piece.index == index and piece.kind == "data":
+            piece.kind = "sums"  # not read from any source: the encoder writes it
+            layout.marks["sums"] = piece.start
+            return
 
 
 def take_packed(entries: list[Entry], packing: Packing) -> None:

@@ -16,7 +16,7 @@ from zipserve.errors import BadRequest, Forbidden
 COMPRESSIONS = ("auto", "store", "deflate")
 # Entry names as the tree has them, or made valid on Windows (see core/winnames.py).
 NAMES = ("keep", "windows")
-# A SHA256SUMS entry appended (ZIP only for now: such a ZIP is streamed, not sized).
+# A SHA256SUMS entry appended (ZIP: streamed, not sized; tar: a last entry of the layout).
 CHECKSUMS = ("none", "sha256")
 # ZIP entries encrypted with WinZip AES-256 (AE-2) under a password that never travels in a URL.
 ENCRYPTIONS = ("none", "aes256")
@@ -126,8 +126,8 @@ def parse_options(fmt: str, compression: str | None, level: str | None, default_
     sums = (checksums or "none").lower()
     if sums not in CHECKSUMS:
         raise BadRequest(f"checksums must be one of: {', '.join(CHECKSUMS)}")
-    if sums != "none" and fmt != "zip":
-        raise BadRequest("checksums=sha256 is served for zip only")
+    if sums != "none" and not formats.get(fmt).sums:
+        raise BadRequest(f"checksums=sha256 is not served for {fmt}: use zip or a tar format")
     crypt = (encryption or "none").lower()
     if crypt not in ENCRYPTIONS:
         raise BadRequest(f"encryption must be one of: {', '.join(ENCRYPTIONS)}")

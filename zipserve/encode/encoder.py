@@ -17,6 +17,7 @@ from zipserve.core.formats.zippacked import described
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
 from zipserve.encode import compress
+from zipserve.encode.digests import BodySums
 from zipserve.encode.packing import Packs, packed_data
 from zipserve.encode.reads import Reads
 from zipserve.encode.sealed import SizedSeal
@@ -24,6 +25,7 @@ from zipserve.encode.streamzip import StreamedZip
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import FetchesWhole, Reader, SendsUnread, Source, Span
 from zipserve.sources.crc import Crcs, crc32
+from zipserve.sources.hashes import HashStore, Sha256s
 from zipserve.sources.unread import FilePart
 
 
@@ -31,8 +33,10 @@ class Encoder:
     """Turns plans into chunks, reading through the root and the CRC cache."""
 
     def __init__(self, root: Source, crcs: Crcs, pool: compress.Pool, chunk: int,
-                 packs: Packs | None = None) -> None:
+                 packs: Packs | None = None, sha256s: Sha256s | None = None) -> None:
         self.root, self.crcs, self.pool, self.chunk, self.packs = root, crcs, pool, chunk, packs
+        # SHA-256 of files for a laid-out SHA256SUMS (the CRC cache's companion store).
+        self.sha256s = sha256s if sha256s is not None else Sha256s(HashStore(None))
         self.unread = root if isinstance(root, SendsUnread) else None  # spans a Wire may sendfile
         fetches = root if isinstance(root, FetchesWhole) else None
         # Files up to this size are read once, for both their CRC and their bytes.
@@ -88,16 +92,13 @@ class Encoder:
 
         A FilePart is sent unread: its CRC, when the ZIP needs one, is the
         cached one, which is keyed by the file's ctime (see SendsUnread.file_part).
-        An encrypted entry's salt, data and code come from _sealed.
+        An encrypted entry's salt, data and code come from _sealed; a body
+        that reaches a SHA256SUMS ("sums") piece hashes the files it sends whole
+        (read, never sent unread) and takes the others' digests from the store.
         """
         assert plan.layout is not None and plan.format.meta is not None
         meta, entries = plan.format.meta, plan.entries
-        body = _Body(self.root.prefetch(data_spans(plan, start, stop)))
-        if plan.format.crc_in_header:
-            body.sent, body.warm = array("q", [-1]) * len(entries), True
-        if plan.sealing is not None:
-            body.seal = SizedSeal(plan.sealing, self.pool,
-                                  lambda i, lo, hi: self.reads.data(entries[i].node, lo, hi))
+        body = self._body(plan, start, stop)
         try:
             for piece, lo, hi in plan.layout.overlapping(start, stop):
                 if piece.kind == "pad":
@@ -106,9 +107,14 @@ class Encoder:
                     yield from self._sealed(plan, piece, lo, hi, stop, body)
                 elif piece.kind == "packed":
                     yield from self._packed(plan, piece.index, lo, hi, body)
+                elif piece.kind == "sums":
+                    assert body.sums is not None
+                    yield body.sums.content()[lo:hi]
                 elif piece.kind != "data":
                     crc = self._meta_crc(plan, piece, stop, body) if body.sent is not None else 0
                     yield meta(entries, plan.layout, piece, crc)[lo:hi]
+                elif body.sums is not None:
+                    yield from body.sums.hashed(piece.index, lo, hi, self._plain(plan, piece, lo, hi, body))
                 elif piece.index in body.held:
                     yield body.held.pop(piece.index)[lo:hi]
                 else:
@@ -116,6 +122,28 @@ class Encoder:
                                           body.reader)
         finally:
             body.reader.close()
+
+    def _body(self, plan: ArchivePlan, start: int, stop: int) -> _Body:
+        """Given a sized plan and a byte span, return what its body keeps as it goes."""
+        assert plan.layout is not None
+        entries = plan.entries
+        body = _Body(self.root.prefetch(data_spans(plan, start, stop)))
+        if plan.format.crc_in_header:
+            body.sent, body.warm = array("q", [-1]) * len(entries), True
+        if plan.sealing is not None:
+            body.seal = SizedSeal(plan.sealing, self.pool,
+                                  lambda i, lo, hi: self.reads.data(entries[i].node, lo, hi))
+        sums_at = plan.layout.marks.get("sums")
+        if sums_at is not None and stop > sums_at:
+            body.sums = BodySums(plan, self.sha256s, self.reads)
+        return body
+
+    def _plain(self, plan: ArchivePlan, piece: Piece, lo: int, hi: int, body: _Body) -> Iterator[bytes]:
+        """Given a data piece of a sized body, yield its bytes, read here (never a FilePart)."""
+        if piece.index in body.held:
+            return iter((body.held.pop(piece.index)[lo:hi],))
+        chunks = self._data(plan, piece.index, lo, hi, body.known(piece.index), False, body.reader)
+        return (chunk for chunk in chunks if isinstance(chunk, bytes))
 
     def _sealed(self, plan: ArchivePlan, piece: Piece, lo: int, hi: int, stop: int,
                 body: _Body) -> Iterator[bytes]:
@@ -259,6 +287,7 @@ class _Body:
     sent: array[int] | None = None
     warm: bool = False  # the CRC cache is still to be warmed before the first central record
     seal: SizedSeal | None = None  # under encryption: the encrypted entries' keys and codes
+    sums: BodySums | None = None  # when it holds a SHA256SUMS piece: the digests taken on the way
 
     def known(self, index: int) -> int | None:
         """Given an entry's index, return the CRC its header was sent with in this body, or None."""

@@ -39,6 +39,9 @@ class Format:
     # body must know before the entry's data.
     crc_in_header: bool = False
     folders_as: str = ""  # set when it holds exactly one file: the format named for more
+    # checksums=sha256: "streamed" (the streamed body adds SHA256SUMS and is never sized),
+    # "layout" (a last entry of the layout, its size known from the names), "" (refused).
+    sums: str = ""
 
     @property
     def extensions(self) -> tuple[str, ...]:
@@ -81,13 +84,13 @@ def _no_layout(entries: list[Entry]) -> None:
 
 FORMATS: tuple[Format, ...] = (
     Format("zip", "zip", "application/zip", sized=_zip_sized, layout=_zip_layout, meta=zippacked.meta,
-           encoder="zip", deflate_per_entry=True, crc_in_header=True),
+           encoder="zip", deflate_per_entry=True, crc_in_header=True, sums="streamed"),
     Format("tar", "tar", "application/x-tar", sized=_always, layout=tar.layout, meta=tar.meta,
-           encoder="tar"),
+           encoder="tar", sums="layout"),
     Format("tar.gz", "tar.gz", "application/gzip", sized=_never, layout=tar.layout, meta=tar.meta,
-           encoder="gzip-tar", aliases=("tgz",)),
+           encoder="gzip-tar", aliases=("tgz",), sums="layout"),
     Format("tar.zst", "tar.zst", "application/zstd", sized=_never, layout=tar.layout, meta=tar.meta,
-           encoder="zstd-tar"),
+           encoder="zstd-tar", sums="layout"),
     Format("gz", "gz", "application/gzip", sized=_never, layout=_no_layout, meta=None,
            encoder="gzip-file", folders_as="tar.gz"),
 )

@@ -16,7 +16,9 @@ its Content-Length before a single digest: ``sums_size``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from zipserve.core.node import Entry, Node
 
 SUMS_NAME = "SHA256SUMS"
 DIGEST_SIZE = 32
@@ -54,3 +56,15 @@ def sums_size(names: Iterable[str]) -> int:
         written, escaped = _written(name)
         total += escaped + 2 * DIGEST_SIZE + 2 + len(written) + 1
     return total
+
+
+def sums_entry(entries: Sequence[Entry]) -> Entry:
+    """Given an archive's entries, return the SHA256SUMS entry that lists their files, for a layout.
+
+    Its size comes from the names alone; its time is the newest entry's. Its
+    node is no file of any source: the encoder writes its data (a "sums" piece).
+    """
+    names = [e.name for e in entries if not e.is_dir]
+    newest = max((e.mtime_ns for e in entries), default=0)
+    node = Node((SUMS_NAME,), "file", sums_size(names), newest, 0o644, 0, 0, 0, origin="sums")
+    return Entry(SUMS_NAME, node)
