@@ -326,3 +326,34 @@ def test_warm_writes_nothing_for_archives_it_cannot_size(service: Service, fmt: 
     assert not service.warm(plan)
     big = next(e.node for e in plan.entries if e.name.endswith("big.log"))
     assert service.cache.get(big) is None  # not read: a stream would have taught its CRC
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 100_000, 64 << 10])
+def test_a_range_inside_a_large_entry_deflates_from_the_block_holding_it(tmp_path: Path,
+                                                                          chunk: int) -> None:
+    root = build(tmp_path / "root")
+    svc = Service(Settings(root=root, crc_cache=tmp_path / "c" / "crc.sqlite3", chunk_size=chunk,
+                           compress_workers=2))
+    try:
+        whole = b"".join(svc.encoder.body(svc.archive(["docs"], "zip")))
+        plan = svc.archive(["docs"], "zip")
+        assert plan.sized and plan.layout is not None
+        big = next(p for p in plan.layout.pieces if p.kind == "packed" and p.size > 500_000)
+        size = plan.entries[big.index].node.size
+        read: list[int] = []
+        real = svc.root.read
+
+        def counted(node: Node, lo: int, hi: int, chunk: int) -> Iterator[bytes]:
+            read.append(hi - lo)
+            return real(node, lo, hi, chunk)
+
+        svc.root.read = counted  # type: ignore[method-assign]
+        rng = random.Random(chunk)
+        for at in [big.start + big.size * 9 // 10, *(big.start + rng.randrange(big.size) for _ in range(8))]:
+            read.clear()
+            assert b"".join(svc.encoder.body(plan, at, at + 70_000)) == whole[at:at + 70_000], at
+        read.clear()
+        b"".join(svc.encoder.body(plan, big.start + big.size * 9 // 10, big.start + big.size))
+        assert sum(read) < size // 10 + compress.DEFAULT_BLOCK + chunk, (sum(read), size)
+    finally:
+        svc.close()

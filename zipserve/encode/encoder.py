@@ -213,8 +213,11 @@ class Encoder:
         if crc is None:
             crc = self.crcs.of(entry.node)
         held = body.held.pop(index, None)
+        # A range starting inside a large entry: deflated again from the block holding its start.
+        blocks = self.packs.blocks(entry.node, plan.options) if lo and self.packs is not None else None
         try:
-            yield from packed_data(self.reads, entry, plan.options.level, crc, lo, hi, held, body.reader)
+            yield from packed_data(self.reads, entry, plan.options.level, crc, lo, hi, held, body.reader,
+                                   blocks)
         except SourceChanged:
             if self.packs is not None:
                 self.packs.forget(entry.node, plan.options)

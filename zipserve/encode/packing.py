@@ -11,6 +11,8 @@ streamed writer does, keeping only the span asked for (packed_data).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 
@@ -18,6 +20,7 @@ from zipserve.core.node import PACKED_UNKNOWN, Entry, Node
 from zipserve.core.plan import Packing
 from zipserve.core.selection import Options
 from zipserve.encode import compress
+from zipserve.encode.compress.deflate import WINDOW
 from zipserve.encode.ordered import in_order
 from zipserve.encode.reads import Reads
 from zipserve.errors import SourceChanged
@@ -54,7 +57,18 @@ class Packs:
 
     def learn(self, node: Node, options: Options, value: int) -> None:
         """Given a file, a ZIP's options and its entry's compressed length (or PACKED_STORED), keep it."""
-        self.store.put(f"{self.key_of(node)}\0{self.profile(options)}", value)
+        self.store.put(self._key(node, options), value)
+
+    def learn_blocks(self, node: Node, options: Options, sizes: list[int]) -> None:
+        """Given a large file, a ZIP's options and its entry's compressed length block by block, keep them."""
+        self.store.put_blocks(self._key(node, options), sizes)
+
+    def blocks(self, node: Node, options: Options) -> list[int] | None:
+        """Given a large file and a ZIP's options, return its entry's block lengths, or None."""
+        return self.store.blocks(self._key(node, options))
+
+    def _key(self, node: Node, options: Options) -> str:
+        return f"{self.key_of(node)}\0{self.profile(options)}"
 
     def flush(self) -> None:
         """Write the lengths kept so far where other processes see them."""
@@ -62,7 +76,7 @@ class Packs:
 
     def forget(self, node: Node, options: Options) -> None:
         """Given a file whose entry did not deflate to its kept length under a ZIP's options, drop it."""
-        self.store.forget(f"{self.key_of(node)}\0{self.profile(options)}")
+        self.store.forget(self._key(node, options))
 
     def lookup(self, nodes: Sequence[Node], options: Options) -> list[int]:
         """Given files and a ZIP's options, return each one's known length, PACKED_STORED or _UNKNOWN."""
@@ -77,14 +91,15 @@ class Packs:
 
 
 def packed_data(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: int,
-                held: bytes | None, reader: Reader) -> Iterator[bytes]:
+                held: bytes | None, reader: Reader, blocks: list[int] | None = None) -> Iterator[bytes]:
     """Given a deflated entry of known length and CRC, yield bytes [lo, hi) of its compressed data.
 
-    The file is deflated again from its start as the streamed writer does
-    (whole when small, else block by block from chunks read as it reads them);
-    ``held`` is its data when the body read it already. When the whole entry
-    is made, its CRC and length are checked before the last bytes leave: a
-    mismatch raises SourceChanged, so a changed file never completes an entry.
+    The file is deflated again as the streamed writer does (whole when small,
+    else block by block from chunks read as it reads them): from its start, or
+    given its ``blocks`` lengths from the block holding ``lo``. ``held`` is its
+    data when the body read it already. When the whole entry is made, its CRC
+    and length are checked before the last bytes leave: a mismatch raises
+    SourceChanged, so a changed file never completes an entry.
     """
     node = entry.node
     if node.size <= compress.DEFAULT_BLOCK:
@@ -92,7 +107,51 @@ def packed_data(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: i
         out = compress.deflate_bytes(data, level=level)
         _check(entry, crc32(data), len(data), crc, len(out))
         return iter((out[lo:hi],))
+    if blocks and sum(blocks) == entry.packed and lo >= blocks[0]:
+        return _resumed(reads, entry, level, lo, hi, blocks)
     return _large(reads, entry, level, crc, lo, hi)
+
+
+def _resumed(reads: Reads, entry: Entry, level: int, lo: int, hi: int,
+             blocks: list[int]) -> Iterator[bytes]:
+    """Given a large deflated entry and its block lengths, yield [lo, hi) made from the block holding lo.
+
+    The file is read from a chunk boundary before that block (so its chunks
+    are cut where a read from the start cuts them), the 32 KiB before the
+    block become its dictionary, and the stream's length is checked at its
+    end (its CRC needs the bytes before, not read).
+    """
+    offsets = list(itertools.accumulate(blocks, initial=0))
+    k = bisect.bisect_right(offsets, lo) - 1
+    begin = k * compress.DEFAULT_BLOCK  # in the file
+    first = max(begin - WINDOW, 0) // reads.chunk * reads.chunk
+    before, rest = _split(reads.data_from(entry.node, first), begin - first)
+    items = compress.deflate_items(rest, level=level, pool=reads.pool, crc=compress.Crc(), before=before)
+    stream = in_order(items, limit=compress.window(reads.pool))
+    at = offsets[k]
+    try:
+        for chunk in stream:
+            start, at = at, at + len(chunk)
+            if at > lo:
+                yield chunk[max(lo - start, 0): min(hi, at) - start]
+            if at >= hi:
+                break
+        if hi == entry.packed and at != entry.packed:
+            raise SourceChanged(entry.node.shown, "deflates to another length than the archive planned")
+    finally:
+        stream.close()
+
+
+def _split(chunks: Iterator[bytes], skip: int) -> tuple[bytes, Iterator[bytes]]:
+    """Given chunks and a count, return the last 32 KiB of the first `skip` bytes, and the chunks after."""
+    tail, left = b"", skip
+    for chunk in chunks:
+        if left >= len(chunk):
+            tail, left = (tail + chunk)[-WINDOW:], left - len(chunk)
+            continue
+        tail += chunk[:left]
+        return tail[-WINDOW:], itertools.chain([chunk[left:]], chunks)
+    return tail[-WINDOW:], iter(())
 
 
 def _large(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: int) -> Iterator[bytes]:

@@ -22,6 +22,8 @@ class Learns(Protocol):
 
     def learn(self, node: Node, options: Options, value: int) -> None: ...
 
+    def learn_blocks(self, node: Node, options: Options, sizes: list[int]) -> None: ...
+
     def flush(self) -> None: ...
 
 
@@ -86,6 +88,11 @@ class Reads:
         """Given a file, a ZIP's options and the length its deflated entry was sent with, keep it."""
         if self.packs is not None:
             self.packs.learn(node, options, value)
+
+    def packed_blocks(self, node: Node, options: Options, sizes: list[int]) -> None:
+        """Given a large file, a ZIP's options and its deflated entry's block lengths, keep them."""
+        if self.packs is not None:
+            self.packs.learn_blocks(node, options, sizes)
 
     def packed_done(self) -> None:
         """Make the lengths kept by one body visible to every process (they are written in batches)."""

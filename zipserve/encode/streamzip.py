@@ -185,7 +185,9 @@ class StreamedZip:
         crc, place = compress.Crc(), Place()
         yield self._header(place, zip.local_header(entry, 0, deflated=True))
         data = self._hashed(entry, itertools.chain([first], chunks))
-        items = compress.deflate_items(data, level=self.options.level, pool=self.reads.pool, crc=crc)
+        blocks: list[int] = []  # each block's deflate output length, for resumes inside the entry
+        items = compress.deflate_items(data, level=self.options.level, pool=self.reads.pool, crc=crc,
+                                       sizes=blocks)
         if entry.sealed:  # the deflate output, in order, is what is encrypted
             yield from self._sealed(entry, in_order(items, limit=compress.window(self.reads.pool)))
         else:
@@ -196,7 +198,7 @@ class StreamedZip:
                 raise SourceChanged(node.shown, "size changed while being sent")
             self.reads.learned(node, crc.value)
             size = self.pos - place.data
-            self._learn(entry, size)
+            self._learn(entry, size, blocks)
             self._record(zip.info(entry, crc.value, deflated=True, compressed=size,
                                   offset=place.offset, descriptor=True))
             shown = 0 if entry.sealed else crc.value  # AE-2: no CRC, in the descriptor too
@@ -204,13 +206,16 @@ class StreamedZip:
 
         yield Later(descriptor)
 
-    def _learn(self, entry: Entry, packed: int) -> None:
+    def _learn(self, entry: Entry, packed: int, blocks: list[int] | None = None) -> None:
         """Given a deflated entry and its compressed length (PACKED_STORED: auto stored it), keep it.
 
-        An encrypted entry's bytes change with every salt: nothing to keep.
+        A large one's length block by block (``blocks``) too. An encrypted
+        entry's bytes change with every salt: nothing to keep.
         """
         if not entry.sealed:
             self.reads.packed(entry.node, self.options, packed)
+            if blocks:
+                self.reads.packed_blocks(entry.node, self.options, blocks)
 
     def _sealed(self, entry: Entry, chunks: Iterable[bytes]) -> Iterator[Item]:
         """Given what an entry writes as chunks, yield it encrypted: salt and verifier, tasks, code."""

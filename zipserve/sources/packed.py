@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class PackedStore:
         self._lock = threading.Lock()
         self._memory: dict[str, int] = {}
         self._pending: dict[str, int] = {}  # put, not yet in SQLite
+        self._blocks: dict[str, bytes] = {}  # in process only without SQLite
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,8 @@ class PackedStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS packed (k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID")
+            # A large entry's compressed length block by block (uint32 each), for resumes inside it.
+            db.execute("CREATE TABLE IF NOT EXISTS blocks (k TEXT PRIMARY KEY, sizes BLOB) WITHOUT ROWID")
             self._db = db
 
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
@@ -90,13 +94,33 @@ class PackedStore:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO packed VALUES (?,?)", rows)
 
+    def put_blocks(self, key: str, sizes: list[int]) -> None:
+        """Given a key and the lengths of its blocks, store them (at once: one row per large entry)."""
+        data = array("I", sizes).tobytes()
+        with self._lock:
+            if self._db is None:
+                self._blocks[key] = data
+            else:
+                self._db.execute("INSERT OR REPLACE INTO blocks VALUES (?,?)", (key, data))
+
+    def blocks(self, key: str) -> list[int] | None:
+        """Given a key, return the lengths of its blocks, or None."""
+        with self._lock:
+            data = self._blocks.get(key)
+            if data is None and self._db is not None:
+                row = self._db.execute("SELECT sizes FROM blocks WHERE k=?", (key,)).fetchone()
+                data = bytes(row[0]) if row is not None else None
+        return array("I", data).tolist() if data is not None else None
+
     def forget(self, key: str) -> None:
-        """Given a key whose value proved wrong, drop it."""
+        """Given a key whose value proved wrong, drop it and its blocks."""
         with self._lock:
             self._memory.pop(key, None)
             self._pending.pop(key, None)
+            self._blocks.pop(key, None)
             if self._db is not None:
                 self._db.execute("DELETE FROM packed WHERE k=?", (key,))
+                self._db.execute("DELETE FROM blocks WHERE k=?", (key,))
 
     def _remember(self, found: dict[str, int]) -> None:
         # A small in-process layer in front of SQLite; bounded so memory stays flat. Lock held.
