@@ -3,7 +3,7 @@
 The sample tree (a non-ASCII name, an empty file, a long path, stored and
 deflated entries) is downloaded under each compression, extracted by unzip
 and 7z (tars by tar), and `sha256sum -c` checks every file against the
-archive's own list. A plain tar stays sized: its list's size is known from
+archive's own list. A plain tar or stored ZIP stays sized: its list's size is known from
 the names, and a range past the files takes their digests from the hash store
 or reads them.
 """
@@ -38,7 +38,8 @@ def test_extracted_tree_passes_sha256sum_c(sample: Site, tmp_path: Path, compres
     need_tool(tool)
     need_tool("sha256sum")
     r = httpx.get(f"{sample.url}{ROOT_ZIP}&compression={compression}", timeout=60)
-    assert r.status_code == 200 and "content-length" not in r.headers  # streamed, not sized
+    # A stored ZIP stays sized (SHA256SUMS laid out like a tar's); a deflated one streams it.
+    assert r.status_code == 200 and ("content-length" in r.headers) == (compression == "store")
     archive, out = tmp_path / "t.zip", tmp_path / "out"
     archive.write_bytes(r.content)
     out.mkdir()
@@ -131,10 +132,11 @@ def test_plain_tar_with_sums_is_sized_and_only_adds_the_last_member(sample: Site
                    for m in members[:-1] if m.isfile())
 
 
+@pytest.mark.parametrize("fmt", ["tar", "zip&compression=store"], ids=["tar", "stored zip"])
 @pytest.mark.parametrize("whole_first", [True, False], ids=["store warm", "store cold"])
-def test_ranges_of_a_tar_with_sums_are_slices(tree: Path, server_factory: Serve,
-                                               whole_first: bool) -> None:
-    url = f"{server_factory(tree).url}/archive?path=.&format=tar&checksums=sha256"
+def test_ranges_of_a_sized_archive_with_sums_are_slices(tree: Path, server_factory: Serve,
+                                                        whole_first: bool, fmt: str) -> None:
+    url = f"{server_factory(tree).url}/archive?path=.&format={fmt}&checksums=sha256"
     # Whole first: every file is hashed on the way into the store. Range first, on a fresh
     # server: the list's digests come from reading the files it starts past.
     whole = httpx.get(url, timeout=60).content if whole_first else b""

@@ -451,7 +451,7 @@ def test_manifests_are_frozen_and_hashable() -> None:
 @pytest.mark.parametrize(("top", "why"), [
     ({"names": "dos"}, '"names" must be one of'),
     ({"checksums": "md5"}, '"checksums" must be one of'),
-    ({"format": "tar", "checksums": "sha256"}, "zip only"),
+    ({"format": "gz", "checksums": "sha256"}, "not served for gz"),
     ({"format": "tar", "password": "p"}, "zip only"),
     ({"encryption": "aes256"}, "come together"),
     ({"encryption": "none", "password": "p"}, "come together"),

@@ -178,14 +178,14 @@ def arrange(entries: list[Entry], options: Options, filename: str,
         take_packed(entries, packing)
     else:
         packing = None
-    # A ZIP's SHA256SUMS is computed while it streams: such a ZIP is not sized. A tar's is
-    # a last entry of the layout, whose size the names give.
-    streamed_sums = sums and fmt.sums == "streamed"
-    if sums and fmt.sums == "layout":
+    # SHA256SUMS is a last entry of the layout (its size follows from the names) where the
+    # archive is laid out; a ZIP that is not (deflated, encrypted) adds it while it streams.
+    laid = sums and (fmt.sums == "layout" or (sealing is None and fmt.sized(entries)))
+    if laid:
         entries = [*entries, sums_entry(entries)]
-    sized = fmt.sized(entries) and not streamed_sums
-    layout = None if streamed_sums else fmt.layout(entries)
-    if layout is not None and sums:
+    sized = fmt.sized(entries) and (laid or not sums)
+    layout = fmt.layout(entries) if laid or not sums else None
+    if layout is not None and laid:
         _mark_sums(layout, len(entries) - 1)
     newest = max((e.mtime_ns for e in entries), default=0) // 1_000_000_000
     tag = sealing.tag if sealing is not None else ""
@@ -200,7 +200,8 @@ def _mark_sums(layout: Layout, index: int) -> None:
         if piece.index == index and piece.kind == "data":
             piece.kind = "sums"  # not read from any source: the encoder writes it
             layout.marks["sums"] = piece.start
-            return
+            break
+    layout.marks["sums_entry"] = layout.offsets[index]  # its header (and a ZIP's record) need it too
 
 
 def take_packed(entries: list[Entry], packing: Packing) -> None:

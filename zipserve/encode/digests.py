@@ -1,4 +1,4 @@
-"""The SHA256SUMS entry of a laid-out archive (tar): every file's SHA-256, taken on the way or from the store.
+"""The SHA256SUMS entry of a laid-out archive (tar, stored ZIP): every file's SHA-256, on the way or stored.
 
 A body that reaches the "sums" piece hashes each file it sends whole, and
 keeps the digest in the hash store (sources/hashes.py, keyed like the CRC
@@ -11,6 +11,7 @@ Range, and its bytes are the same on every request while the files are.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -51,6 +52,10 @@ class BodySums:
             self._recall([i for i in files if i not in self.digests])
             self.made = sums((self.plan.entries[i].name, self._digest(i)) for i in files)
         return self.made
+
+    def crc(self) -> int:
+        """Return the CRC-32 of the SHA256SUMS (for a ZIP's header and central record)."""
+        return zlib.crc32(self.content())
 
     def _recall(self, indices: list[int]) -> None:
         """Given files this body did not hash, take what the store holds for them in one batch."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar, overload
 
 from zipserve.core.formats.layout import Piece
+from zipserve.core.formats.sums import SUMS_ORIGIN
 from zipserve.core.formats.zippacked import described
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
@@ -133,8 +134,8 @@ class Encoder:
         if plan.sealing is not None:
             body.seal = SizedSeal(plan.sealing, self.pool,
                                   lambda i, lo, hi: self.reads.data(entries[i].node, lo, hi))
-        sums_at = plan.layout.marks.get("sums")
-        if sums_at is not None and stop > sums_at:
+        sums_at = plan.layout.marks.get("sums_entry")
+        if sums_at is not None and stop > sums_at:  # its header, data or (ZIP) record is in this body
             body.sums = BodySums(plan, self.sha256s, self.reads)
         return body
 
@@ -179,6 +180,9 @@ class Encoder:
         else asks the CRC cache.
         """
         assert body.sent is not None
+        if body.sums is not None and piece.index >= 0 \
+                and plan.entries[piece.index].node.origin == SUMS_ORIGIN:
+            return body.sums.crc()  # the laid-out SHA256SUMS: its CRC-32 once every digest is known
         if piece.kind == "head":
             entry = plan.entries[piece.index]
             if entry.deflate and described(entry):
@@ -193,7 +197,8 @@ class Encoder:
         if body.warm:
             # A resume may start past every header: fetch the CRCs another server
             # learned all at once, not one round trip per record.
-            self.crcs.cache.warm(e.node for e in plan.entries if not e.is_dir)
+            self.crcs.cache.warm(e.node for e in plan.entries
+                                 if not e.is_dir and e.node.origin != SUMS_ORIGIN)
             body.warm = False
         entry = plan.entries[piece.index]
         crc = body.sent[piece.index]

@@ -39,8 +39,9 @@ class Format:
     # body must know before the entry's data.
     crc_in_header: bool = False
     folders_as: str = ""  # set when it holds exactly one file: the format named for more
-    # checksums=sha256: "streamed" (the streamed body adds SHA256SUMS and is never sized),
-    # "layout" (a last entry of the layout, its size known from the names), "" (refused).
+    # checksums=sha256: "layout" (SHA256SUMS is a last entry of the layout, its size known
+    # from the names), "streamed" (so too when the archive is sized, else the streamed body
+    # adds it), "" (refused).
     sums: str = ""
 
     @property

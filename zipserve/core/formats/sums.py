@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from zipserve.core.node import Entry, Node
 
 SUMS_NAME = "SHA256SUMS"
+SUMS_ORIGIN = "sums"  # the origin of the node sums_entry makes: no source holds it
 DIGEST_SIZE = 32
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r"})
 
@@ -66,5 +67,5 @@ def sums_entry(entries: Sequence[Entry]) -> Entry:
     """
     names = [e.name for e in entries if not e.is_dir]
     newest = max((e.mtime_ns for e in entries), default=0)
-    node = Node((SUMS_NAME,), "file", sums_size(names), newest, 0o644, 0, 0, 0, origin="sums")
+    node = Node((SUMS_NAME,), "file", sums_size(names), newest, 0o644, 0, 0, 0, origin=SUMS_ORIGIN)
     return Entry(SUMS_NAME, node)
