@@ -88,9 +88,10 @@ def stat_all(manifest: Manifest, sources: Mixed) -> list[Node | str | None]:
             node = sources.stat_ref(entry.source)
         except NOT_THERE as exc:
             return exc.message
-        except ZipserveError as exc:
-            raise BadRequest(f"{entry_label(manifest, entry)}: {exc.message}",
-                             path=exc.path) from None
+        except ZipserveError as exc:  # keeps its status: 403 for a URL outside --allow-url
+            exc.message = f"{entry_label(manifest, entry)}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
         return checked(manifest, entry, node)
 
     with ThreadPoolExecutor(STATS_AT_ONCE, thread_name_prefix="zipserve-stat") as pool:
