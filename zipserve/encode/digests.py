@@ -53,6 +53,11 @@ class BodySums:
             self.made = sums((self.plan.entries[i].name, self._digest(i)) for i in files)
         return self.made
 
+    @property
+    def index(self) -> int:
+        """Return the index of the SHA256SUMS entry: the plan's last."""
+        return len(self.plan.entries) - 1
+
     def crc(self) -> int:
         """Return the CRC-32 of the SHA256SUMS (for a ZIP's header and central record)."""
         return zlib.crc32(self.content())

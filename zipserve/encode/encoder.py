@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar, overload
 
 from zipserve.core.formats.layout import Piece
-from zipserve.core.formats.sums import SUMS_ORIGIN
 from zipserve.core.formats.zippacked import described
 from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
@@ -180,8 +179,7 @@ class Encoder:
         else asks the CRC cache.
         """
         assert body.sent is not None
-        if body.sums is not None and piece.index >= 0 \
-                and plan.entries[piece.index].node.origin == SUMS_ORIGIN:
+        if body.sums is not None and piece.index == body.sums.index:
             return body.sums.crc()  # the laid-out SHA256SUMS: its CRC-32 once every digest is known
         if piece.kind == "head":
             entry = plan.entries[piece.index]
@@ -197,8 +195,8 @@ class Encoder:
         if body.warm:
             # A resume may start past every header: fetch the CRCs another server
             # learned all at once, not one round trip per record.
-            self.crcs.cache.warm(e.node for e in plan.entries
-                                 if not e.is_dir and e.node.origin != SUMS_ORIGIN)
+            laid = plan.layout is not None and "sums_entry" in plan.layout.marks  # no file of a source
+            self.crcs.cache.warm(e.node for e in plan.entries[:-1 if laid else None] if not e.is_dir)
             body.warm = False
         entry = plan.entries[piece.index]
         crc = body.sent[piece.index]
