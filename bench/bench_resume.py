@@ -1,6 +1,7 @@
 """Resuming a big stored ZIP: time to first byte and bytes read, warm vs cold CRC cache.
 
     python bench/bench_resume.py [--quick] [--mib 2048] [--repeat 3] [--deflated]
+    python bench/bench_resume.py --big-file 512 [--level 6]
 
 Over HTTP on 127.0.0.1, against a stored ZIP of the mixed tree (bench/trees.py):
 
@@ -14,6 +15,9 @@ With --deflated, the deflated ZIP (compression=auto) of the same tree instead:
 its first, unsized download; HEAD ?prepare=1 on a fresh server (deflates it
 all, sends nothing); then, sized, a full download and Ranges from 50% and 90%
 to the end (each deflates again only from the entry holding its first byte).
+
+With --big-file, a deflated ZIP of one big text file: a resume inside it
+deflates again from the block holding its first byte.
 
 Medians of --repeat runs; the page cache is warmed before each timed run.
 """
@@ -31,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_stream import free_port, running, timed_shell  # noqa: E402
-from trees import DEFAULT_DIR, mixed_tree, warm  # noqa: E402
+from trees import DEFAULT_DIR, mixed_tree, text_pool, warm  # noqa: E402
 
 MB = 1e6
 
@@ -163,6 +167,37 @@ def run_deflated(mib: int, repeat: int) -> None:
     table(rows)
 
 
+def run_big(mib: int, repeat: int, level: int) -> None:
+    """Given a size, a count and a level, print what a resume inside one big deflated file costs."""
+    folder = DEFAULT_DIR / "trees" / f"bigtext-{mib}M"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        pool = text_pool(3)
+        with open(folder / "big.log", "wb") as out:
+            for i in range(mib * 4):  # quarter-MiB slices of the pool, shifted so none repeats exactly
+                at = (i * 7919 * 1024) % (len(pool) - 262_144)
+                out.write(pool[at:at + 262_144])
+    rows: dict[str, list[tuple[int, float, float, int]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeat):
+            port = free_port()
+            cmd = [sys.executable, "-m", "zipserve", "serve", str(folder), "--port", str(port),
+                   "--crc-cache", str(Path(tmp) / f"{r}" / "crc.sqlite3"), "--level", str(level)]
+            with running(cmd, port, Path(tmp) / "server.log", ready="/healthz") as srv:
+                url = f"http://127.0.0.1:{port}/archive?path=.&format=zip&compression=deflate"
+                warm(folder)
+                rows.setdefault("first download (unsized, learns)", []).append(measured(srv.proc.pid, url))
+                total = head_time(url)[1]
+                for name, start in (("full download, sized", None), ("Range 50%-end, sized", total // 2),
+                                    ("Range 90%-end, sized", total * 9 // 10),
+                                    ("Range 99%-end, sized", total * 99 // 100)):
+                    warm(folder)
+                    rows.setdefault(name, []).append(measured(srv.proc.pid, url, start))
+    print(f"\ndeflated ZIP of one {mib} MiB text file, level {level} (archive {total / MB:,.0f} MB); "
+          f"medians of {repeat}\n")
+    table(rows)
+
+
 def table(rows: dict[str, list[tuple[int, float, float, int]]]) -> None:
     """Given runs by case, print sent MB, first byte, total time, MB/s and what the server read."""
     print(f"{'case':34} {'sent MB':>9} {'first byte s':>12} {'total s':>8} {'MB/s':>7} "
@@ -182,11 +217,17 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--deflated", action="store_true", help="the deflated ZIP, warmed")
+    parser.add_argument("--big-file", type=int, default=0, metavar="MIB",
+                        help="a deflated ZIP of one text file of MIB MiB, warmed, resumed inside it")
+    parser.add_argument("--level", type=int, default=6, help="with --big-file")
     args = parser.parse_args()
     if args.quick:
         args.mib, args.repeat = 256, 1
     started = time.monotonic()
-    (run_deflated if args.deflated else run)(args.mib, args.repeat)
+    if args.big_file:
+        run_big(args.big_file, args.repeat, args.level)
+    else:
+        (run_deflated if args.deflated else run)(args.mib, args.repeat)
     print(f"({time.monotonic() - started:.0f} s)")
 
 
