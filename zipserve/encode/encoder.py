@@ -18,7 +18,7 @@ from zipserve.core.node import Entry, Node
 from zipserve.core.plan import ArchivePlan
 from zipserve.encode import compress
 from zipserve.encode.digests import BodySums
-from zipserve.encode.packing import Packs, packed_data
+from zipserve.encode.packing import Packs
 from zipserve.encode.reads import Reads
 from zipserve.encode.sealed import SizedSeal
 from zipserve.encode.streamzip import StreamedZip
@@ -205,26 +205,16 @@ class Encoder:
         return crc
 
     def _packed(self, plan: ArchivePlan, index: int, lo: int, hi: int, body: _Body) -> Iterator[bytes]:
-        """Given a deflated entry's data piece in a sized body, yield its bytes, deflated again.
+        """Given a deflated entry's data piece in a sized body, yield its bytes, deflated again (Packs.data).
 
-        Checked against the CRC its header went out with, else the cache's;
-        one that deflates to another length is forgotten, so the next plan of
-        it is unsized, and the body is cut (SourceChanged).
+        Checked against the CRC its header went out with, else the cache's.
         """
+        assert self.packs is not None  # only a plan looked up in them has packed pieces
         entry = plan.entries[index]
         crc = body.known(index)
-        if crc is None:
-            crc = self.crcs.of(entry.node)
-        held = body.held.pop(index, None)
-        # A range starting inside a large entry: deflated again from the block holding its start.
-        blocks = self.packs.blocks(entry.node, plan.options) if lo and self.packs is not None else None
-        try:
-            yield from packed_data(self.reads, entry, plan.options.level, crc, lo, hi, held, body.reader,
-                                   blocks)
-        except SourceChanged:
-            if self.packs is not None:
-                self.packs.forget(entry.node, plan.options)
-            raise
+        crc = self.crcs.of(entry.node) if crc is None else crc
+        return self.packs.data(self.reads, entry, plan.options, crc, (lo, hi), body.held.pop(index, None),
+                               body.reader)
 
     def _data(self, plan: ArchivePlan, index: int, lo: int, hi: int, known: int | None,
               parts: bool, reader: Reader) -> Iterator[bytes | FilePart]:

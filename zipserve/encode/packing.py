@@ -67,6 +67,22 @@ class Packs:
         """Given a large file and a ZIP's options, return its entry's block lengths, or None."""
         return self.store.blocks(self._key(node, options))
 
+    def data(self, reads: Reads, entry: Entry, options: Options, crc: int, span: tuple[int, int],
+             held: bytes | None, reader: Reader) -> Iterator[bytes]:
+        """Given a deflated entry of known length and CRC, yield the span of its data (see packed_data).
+
+        Made from the block holding the span's start when the entry's blocks
+        are known. A length that proves wrong is forgotten, so the next plan of
+        the entry is unsized, and SourceChanged raised: the body is cut.
+        """
+        lo, hi = span
+        blocks = self.blocks(entry.node, options) if lo else None
+        try:
+            yield from packed_data(reads, entry, options.level, crc, lo, hi, held, reader, blocks)
+        except SourceChanged:
+            self.forget(entry.node, options)
+            raise
+
     def _key(self, node: Node, options: Options) -> str:
         return f"{self.key_of(node)}\0{self.profile(options)}"
 
