@@ -4,9 +4,10 @@ Deflate output depends on the input, the level, the engine and its version,
 the block size and where read chunks begin (see compress/deflate.py); the
 profile names all but the input, so a length kept under a file's identity key
 and the profile is the length the next stream writes. The streamed writer
-teaches every entry it finishes (Packs.learn); a sized body makes a deflated
-entry's data by deflating the file again from its first byte exactly as the
-streamed writer does, keeping only the span asked for (packed_data).
+teaches every entry it finishes (Packs.learn), and a large one's length
+block by block; a sized body makes a deflated entry's data by deflating the
+file again exactly as the streamed writer does, from its first byte or from
+the block holding the span's start, keeping only the span (packed_data).
 """
 
 from __future__ import annotations
