@@ -182,3 +182,9 @@ def test_a_server_without_secret_refuses_passwords(server_factory: Serve, tree: 
     r = httpx.post(srv.url + "/archive", json={"paths": ["."], "format": "zip", "password": "pw"},
                    timeout=TIMEOUT)
     assert r.status_code == 400 and "--secret" in r.json()["error"]["message"]
+
+
+def test_the_record_store_holds_no_password(http: httpx.Client, site: Site) -> None:
+    post(http, "store")
+    kept = b"".join(p.read_bytes() for p in site.server.log.parent.glob("records.sqlite3*"))
+    assert kept and PASSWORD.encode("utf-8") not in kept and b"s3same" not in kept

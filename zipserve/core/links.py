@@ -3,7 +3,10 @@
 A selection holding a password never goes in a URL: it is kept as a record,
 and the URL names the record by a key that is an HMAC of the record's bytes
 under the server secret (a plain hash would let anyone who guesses the
-selection try passwords against the key offline).
+selection try passwords against the key offline). The record is stored
+encrypted (AES-256-GCM under a key derived from the secret, its nonce taken
+from the record's key, so only the same record ever reuses one): a copy of
+the record store alone holds no password.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import json
 import re
 import zlib
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from zipserve.errors import BadRequest
 
@@ -56,6 +62,25 @@ def record_bytes(fields: dict[str, Any]) -> bytes:
 def record_key(secret: bytes, record: bytes) -> str:
     """Given the server secret and a record, return its key: 64 hex digits of HMAC-SHA256."""
     return hmac.digest(secret, b"zipserve selection record\0" + record, "sha256").hex()
+
+
+def seal_record(secret: bytes, record: bytes) -> tuple[str, bytes]:
+    """Given the server secret and a record, return its key and what the store keeps: nonce and ciphertext."""
+    key = record_key(secret, record)
+    nonce = bytes.fromhex(key)[:12]
+    return key, nonce + AESGCM(_record_cipher_key(secret)).encrypt(nonce, record, key.encode())
+
+
+def open_record(secret: bytes, key: str, stored: bytes) -> bytes:
+    """Given the secret, a record's key and what the store keeps, return the record; raise BadRequest."""
+    try:
+        return AESGCM(_record_cipher_key(secret)).decrypt(stored[:12], stored[12:], key.encode())
+    except (InvalidTag, ValueError):
+        raise BadRequest("this link's record is not valid") from None
+
+
+def _record_cipher_key(secret: bytes) -> bytes:
+    return hmac.digest(secret, b"zipserve record encryption\0", "sha256")
 
 
 def parse_record(record: bytes) -> dict[str, Any]:

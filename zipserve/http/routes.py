@@ -155,9 +155,8 @@ def record_location(request: Request, fields: dict[str, Any], plan: ArchivePlan,
     expires = granted_expiry(request, fields, settings)
     if expires is None:
         expires = int(time.time()) + min(RECORD_LIFETIME, settings.max_expires)
-    record = links.record_bytes(fields)
-    key = links.record_key(settings.secret.encode("utf-8"), record)
-    service.records.put(key, record, expires=expires)
+    key, sealed = links.seal_record(settings.secret.encode("utf-8"), links.record_bytes(fields))
+    service.records.put(key, sealed, expires=expires)
     query = [("r", key)] + ([("etag", plan.etag)] if plan.etag is not None else [])
     base = str(request.scope.get("root_path", ""))  # where the app is mounted, if it is
     return base + signing.sign_url(settings.secret, "/archive", query, expires=expires)
@@ -167,10 +166,11 @@ def record_fields(service: Service, key: str) -> dict[str, Any]:
     """Given a record's key from a link, return the selection it holds; raise BadRequest or NotFound."""
     if not links.RECORD_KEY.match(key):
         raise BadRequest("malformed record key in link")
-    record = service.records.get(key)
-    if record is None:
+    stored = service.records.get(key)
+    secret = service.settings.secret
+    if stored is None or secret is None:
         raise NotFound("this link's record is unknown or has expired")
-    return normalise_fields(links.parse_record(record))
+    return normalise_fields(links.parse_record(links.open_record(secret.encode("utf-8"), key, stored)))
 
 
 async def plan_in_thread(service: Service, fields: Any) -> ArchivePlan:
