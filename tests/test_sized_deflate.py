@@ -357,3 +357,23 @@ def test_a_range_inside_a_large_entry_deflates_from_the_block_holding_it(tmp_pat
         assert sum(read) < size // 10 + compress.DEFAULT_BLOCK + chunk, (sum(read), size)
     finally:
         svc.close()
+
+
+@pytest.mark.parametrize("where", ["resumed", "from the start"])
+def test_a_block_that_deflates_otherwise_cuts_the_body(service: Service, where: str) -> None:
+    whole = b"".join(service.encoder.body(service.archive(["docs"], "zip")))
+    plan = service.archive(["docs"], "zip")
+    assert plan.sized and plan.layout is not None
+    big = next(p for p in plan.layout.pieces if p.kind == "packed" and p.size > 500_000)
+    node = plan.entries[big.index].node
+    blocks = service.packs.blocks(node, plan.options)
+    assert blocks is not None and len(blocks) > 4
+    # Two kept blocks swap a byte of length and carry other CRCs: the total still agrees.
+    (n0, c0), (n1, c1) = blocks[1], blocks[2]
+    service.packs.learn_blocks(node, plan.options, [blocks[0], (n0 + 1, c0 ^ 1), (n1 - 1, c1), *blocks[3:]])
+    # From the start: a span from block 0 into block 1. Resumed: one inside block 2.
+    at = big.start + (blocks[0][0] - 500 if where == "from the start" else blocks[0][0] + n0 + 100)
+    with pytest.raises(SourceChanged):
+        b"".join(service.encoder.body(plan, at, at + 1000))
+    assert b"".join(service.encoder.body(plan, big.start + 5, big.start + 4000)) == \
+        whole[big.start + 5:big.start + 4000]  # the kept blocks were forgotten with the length

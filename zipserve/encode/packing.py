@@ -22,13 +22,14 @@ from zipserve.core.plan import Packing
 from zipserve.core.selection import Options
 from zipserve.encode import compress
 from zipserve.encode.compress.deflate import WINDOW
-from zipserve.encode.ordered import in_order
+from zipserve.encode.ordered import Stream, in_order
 from zipserve.encode.reads import Reads
 from zipserve.errors import SourceChanged
 from zipserve.sources.base import Reader
 from zipserve.sources.crc import crc32
 from zipserve.sources.packed import PackedStore
 
+Blocks = list[tuple[int, int]]  # a large entry's deflate output block by block: length, CRC-32
 _PACKAGES = {"isal": "isal", "zlib-ng": "zlib-ng", "zlib": ""}
 
 
@@ -60,12 +61,12 @@ class Packs:
         """Given a file, a ZIP's options and its entry's compressed length (or PACKED_STORED), keep it."""
         self.store.put(self._key(node, options), value)
 
-    def learn_blocks(self, node: Node, options: Options, sizes: list[int]) -> None:
-        """Given a large file, a ZIP's options and its entry's compressed length block by block, keep them."""
-        self.store.put_blocks(self._key(node, options), sizes)
+    def learn_blocks(self, node: Node, options: Options, blocks: Blocks) -> None:
+        """Given a large file, a ZIP's options and its entry's blocks (output length, CRC), keep them."""
+        self.store.put_blocks(self._key(node, options), blocks)
 
-    def blocks(self, node: Node, options: Options) -> list[int] | None:
-        """Given a large file and a ZIP's options, return its entry's block lengths, or None."""
+    def blocks(self, node: Node, options: Options) -> Blocks | None:
+        """Given a large file and a ZIP's options, return its entry's blocks, or None."""
         return self.store.blocks(self._key(node, options))
 
     def data(self, reads: Reads, entry: Entry, options: Options, crc: int, span: tuple[int, int],
@@ -108,14 +109,15 @@ class Packs:
 
 
 def packed_data(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: int,
-                held: bytes | None, reader: Reader, blocks: list[int] | None = None) -> Iterator[bytes]:
+                held: bytes | None, reader: Reader, blocks: Blocks | None = None) -> Iterator[bytes]:
     """Given a deflated entry of known length and CRC, yield bytes [lo, hi) of its compressed data.
 
     The file is deflated again as the streamed writer does (whole when small,
     else block by block from chunks read as it reads them): from its start, or
-    given its ``blocks`` lengths from the block holding ``lo``. ``held`` is its
-    data when the body read it already. When the whole entry is made, its CRC
-    and length are checked before the last bytes leave: a mismatch raises
+    given its ``blocks`` from the block holding ``lo``, each block's output
+    then checked against its kept length and CRC. ``held`` is its data when
+    the body read it already. When the whole entry is made, its CRC and
+    length are checked before the last bytes leave. A mismatch raises
     SourceChanged, so a changed file never completes an entry.
     """
     node = entry.node
@@ -124,37 +126,67 @@ def packed_data(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: i
         out = compress.deflate_bytes(data, level=level)
         _check(entry, crc32(data), len(data), crc, len(out))
         return iter((out[lo:hi],))
-    if blocks and sum(blocks) == entry.packed and lo >= blocks[0]:
-        return _resumed(reads, entry, level, lo, hi, blocks)
-    return _large(reads, entry, level, crc, lo, hi)
+    if blocks is not None and sum(n for n, _ in blocks) != entry.packed:
+        blocks = None  # not this entry's: made from the start, checked as a whole
+    if blocks and lo >= blocks[0][0]:
+        return _resumed(reads, entry, level, (lo, hi), blocks)
+    running = compress.Crc()
+    items = compress.deflate_items(reads.data_from(node, 0), level=level, pool=reads.pool, crc=running)
+
+    def whole(at: int) -> None:
+        _check(entry, running.value, running.size, crc, at)
+    return _span(entry, in_order(items, limit=compress.window(reads.pool)), (0, 0), (lo, hi), blocks, whole)
 
 
-def _resumed(reads: Reads, entry: Entry, level: int, lo: int, hi: int,
-             blocks: list[int]) -> Iterator[bytes]:
-    """Given a large deflated entry and its block lengths, yield [lo, hi) made from the block holding lo.
+def _resumed(reads: Reads, entry: Entry, level: int, span: tuple[int, int],
+             blocks: Blocks) -> Iterator[bytes]:
+    """Given a large deflated entry and its blocks, yield the span made from the block holding its start.
 
     The file is read from a chunk boundary before that block (so its chunks
-    are cut where a read from the start cuts them), the 32 KiB before the
-    block become its dictionary, and the stream's length is checked at its
-    end (its CRC needs the bytes before, not read).
+    are cut where a read from the start cuts them) and the 32 KiB before the
+    block become its dictionary; each block's output is checked against the
+    kept one (the file's CRC needs the bytes before, not read).
     """
-    offsets = list(itertools.accumulate(blocks, initial=0))
-    k = bisect.bisect_right(offsets, lo) - 1
+    offsets = list(itertools.accumulate((n for n, _ in blocks), initial=0))
+    k = bisect.bisect_right(offsets, span[0]) - 1
     begin = k * compress.DEFAULT_BLOCK  # in the file
     first = max(begin - WINDOW, 0) // reads.chunk * reads.chunk
     before, rest = _split(reads.data_from(entry.node, first), begin - first)
     items = compress.deflate_items(rest, level=level, pool=reads.pool, crc=compress.Crc(), before=before)
-    stream = in_order(items, limit=compress.window(reads.pool))
-    at = offsets[k]
-    try:
-        for chunk in stream:
-            start, at = at, at + len(chunk)
-            if at > lo:
-                yield chunk[max(lo - start, 0): min(hi, at) - start]
-            if at >= hi:
-                break
-        if hi == entry.packed and at != entry.packed:
+
+    def whole(at: int) -> None:
+        if at != entry.packed:
             raise SourceChanged(entry.node.shown, "deflates to another length than the archive planned")
+    return _span(entry, in_order(items, limit=compress.window(reads.pool)), (k, offsets[k]), span,
+                 blocks, whole)
+
+
+def _span(entry: Entry, stream: Stream, first: tuple[int, int], span: tuple[int, int],
+          blocks: Blocks | None, whole: Callable[[int], None]) -> Iterator[bytes]:
+    """Given an entry's deflate stream from a block on (its index and offset), yield [lo, hi) of it.
+
+    Each block's output (one chunk of the stream) is checked against ``blocks``
+    when given; a span that runs to the entry's end calls ``whole`` with the
+    stream's length before its last bytes leave.
+    """
+    (k, at), (lo, hi) = first, span
+    pending = b""
+    try:
+        for j, chunk in enumerate(stream, k):
+            if blocks is not None and (j >= len(blocks) or blocks[j] != (len(chunk), crc32(chunk))):
+                raise SourceChanged(entry.node.shown, "deflates to other bytes than the archive planned")
+            start, at = at, at + len(chunk)
+            if at <= lo:
+                continue  # before the span: made only to reach it
+            part = chunk[max(lo - start, 0): min(hi, at) - start]
+            if at >= hi and hi < entry.packed:
+                yield pending + part  # the span ends inside the entry: nothing whole to check
+                return
+            if pending:
+                yield pending
+            pending = part
+        whole(at)
+        yield pending
     finally:
         stream.close()
 
@@ -169,31 +201,6 @@ def _split(chunks: Iterator[bytes], skip: int) -> tuple[bytes, Iterator[bytes]]:
         tail += chunk[:left]
         return tail[-WINDOW:], itertools.chain([chunk[left:]], chunks)
     return tail[-WINDOW:], iter(())
-
-
-def _large(reads: Reads, entry: Entry, level: int, crc: int, lo: int, hi: int) -> Iterator[bytes]:
-    """Given a large deflated entry, yield [lo, hi) of its deflate stream, made from its first byte."""
-    running = compress.Crc()
-    items = compress.deflate_items(reads.data_from(entry.node, 0), level=level, pool=reads.pool,
-                                   crc=running)
-    stream = in_order(items, limit=compress.window(reads.pool))
-    at, pending = 0, b""
-    try:
-        for chunk in stream:
-            start, at = at, at + len(chunk)
-            if at <= lo:
-                continue  # before the span: made only to reach it
-            part = chunk[max(lo - start, 0): min(hi, at) - start]
-            if at >= hi and hi < entry.packed:
-                yield pending + part  # the span ends inside the entry: nothing whole to check
-                return
-            if pending:
-                yield pending
-            pending = part
-        _check(entry, running.value, running.size, crc, at)
-        yield pending
-    finally:
-        stream.close()
 
 
 def _check(entry: Entry, crc: int, size: int, expected: int, packed: int) -> None:

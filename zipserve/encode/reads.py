@@ -22,7 +22,7 @@ class Learns(Protocol):
 
     def learn(self, node: Node, options: Options, value: int) -> None: ...
 
-    def learn_blocks(self, node: Node, options: Options, sizes: list[int]) -> None: ...
+    def learn_blocks(self, node: Node, options: Options, blocks: list[tuple[int, int]]) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -89,10 +89,10 @@ class Reads:
         if self.packs is not None:
             self.packs.learn(node, options, value)
 
-    def packed_blocks(self, node: Node, options: Options, sizes: list[int]) -> None:
-        """Given a large file, a ZIP's options and its deflated entry's block lengths, keep them."""
+    def packed_blocks(self, node: Node, options: Options, blocks: list[tuple[int, int]]) -> None:
+        """Given a large file, a ZIP's options and its deflated entry's blocks (length, CRC), keep them."""
         if self.packs is not None:
-            self.packs.learn_blocks(node, options, sizes)
+            self.packs.learn_blocks(node, options, blocks)
 
     def packed_done(self) -> None:
         """Make the lengths kept by one body visible to every process (they are written in batches)."""

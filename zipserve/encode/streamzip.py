@@ -185,9 +185,9 @@ class StreamedZip:
         crc, place = compress.Crc(), Place()
         yield self._header(place, zip.local_header(entry, 0, deflated=True))
         data = self._hashed(entry, itertools.chain([first], chunks))
-        blocks: list[int] = []  # each block's deflate output length, for resumes inside the entry
+        blocks: list[tuple[int, int]] = []  # each block's output length and CRC: resumes inside the entry
         items = compress.deflate_items(data, level=self.options.level, pool=self.reads.pool, crc=crc,
-                                       sizes=blocks)
+                                       outputs=blocks)
         if entry.sealed:  # the deflate output, in order, is what is encrypted
             yield from self._sealed(entry, in_order(items, limit=compress.window(self.reads.pool)))
         else:
@@ -206,7 +206,7 @@ class StreamedZip:
 
         yield Later(descriptor)
 
-    def _learn(self, entry: Entry, packed: int, blocks: list[int] | None = None) -> None:
+    def _learn(self, entry: Entry, packed: int, blocks: list[tuple[int, int]] | None = None) -> None:
         """Given a deflated entry and its compressed length (PACKED_STORED: auto stored it), keep it.
 
         A large one's length block by block (``blocks``) too. An encrypted

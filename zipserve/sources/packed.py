@@ -46,8 +46,8 @@ class PackedStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS packed (k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID")
-            # A large entry's compressed length block by block (uint32 each), for resumes inside it.
-            db.execute("CREATE TABLE IF NOT EXISTS blocks (k TEXT PRIMARY KEY, sizes BLOB) WITHOUT ROWID")
+            # A large entry's output block by block (length and CRC-32, uint32 each), for resumes inside it.
+            db.execute("CREATE TABLE IF NOT EXISTS blocks2 (k TEXT PRIMARY KEY, sizes BLOB) WITHOUT ROWID")
             self._db = db
 
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
@@ -94,23 +94,26 @@ class PackedStore:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO packed VALUES (?,?)", rows)
 
-    def put_blocks(self, key: str, sizes: list[int]) -> None:
-        """Given a key and the lengths of its blocks, store them (at once: one row per large entry)."""
-        data = array("I", sizes).tobytes()
+    def put_blocks(self, key: str, blocks: list[tuple[int, int]]) -> None:
+        """Given a key and its blocks' (length, CRC-32), store them (at once: one row per large entry)."""
+        data = array("I", [n for block in blocks for n in block]).tobytes()
         with self._lock:
             if self._db is None:
                 self._blocks[key] = data
             else:
-                self._db.execute("INSERT OR REPLACE INTO blocks VALUES (?,?)", (key, data))
+                self._db.execute("INSERT OR REPLACE INTO blocks2 VALUES (?,?)", (key, data))
 
-    def blocks(self, key: str) -> list[int] | None:
-        """Given a key, return the lengths of its blocks, or None."""
+    def blocks(self, key: str) -> list[tuple[int, int]] | None:
+        """Given a key, return its blocks' (length, CRC-32), or None."""
         with self._lock:
             data = self._blocks.get(key)
             if data is None and self._db is not None:
-                row = self._db.execute("SELECT sizes FROM blocks WHERE k=?", (key,)).fetchone()
+                row = self._db.execute("SELECT sizes FROM blocks2 WHERE k=?", (key,)).fetchone()
                 data = bytes(row[0]) if row is not None else None
-        return array("I", data).tolist() if data is not None else None
+        if data is None:
+            return None
+        flat = array("I", data).tolist()
+        return list(zip(flat[::2], flat[1::2], strict=True))
 
     def forget(self, key: str) -> None:
         """Given a key whose value proved wrong, drop it and its blocks."""
@@ -120,7 +123,7 @@ class PackedStore:
             self._blocks.pop(key, None)
             if self._db is not None:
                 self._db.execute("DELETE FROM packed WHERE k=?", (key,))
-                self._db.execute("DELETE FROM blocks WHERE k=?", (key,))
+                self._db.execute("DELETE FROM blocks2 WHERE k=?", (key,))
 
     def _remember(self, found: dict[str, int]) -> None:
         # A small in-process layer in front of SQLite; bounded so memory stays flat. Lock held.

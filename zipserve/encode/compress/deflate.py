@@ -132,13 +132,13 @@ def _check_block_size(block_size: int) -> None:
 
 def deflate_items(
     chunks: Iterable[bytes], *, level: int, pool: Pool, crc: Crc, block_size: int = DEFAULT_BLOCK,
-    sizes: list[int] | None = None, before: bytes = b"",
+    outputs: list[tuple[int, int]] | None = None, before: bytes = b"",
 ) -> Iterator[Item]:
     """Given the input as chunks, return the items of one raw deflate stream of it (see ordered).
 
     Each block is a Task on the pool; crc takes in each block's CRC as its output is taken,
-    and `sizes`, if given, each block's output length. An input of one block is deflated in
-    turn on the taking thread: the pool would only add a hand-off. To make the rest of a
+    and `outputs`, if given, each block's output length and CRC-32. An input of one block
+    is deflated in turn on the taking thread: the pool would only add a hand-off. To make the rest of a
     stream from a block boundary on, give the input from there (cut where the whole input's
     chunks were) and, as `before`, the 32 KiB before it: the blocks come out as they did.
     Raises ValueError for a level outside 1..9 or a block_size under 32 KiB.
@@ -146,15 +146,15 @@ def deflate_items(
     engine = engine_for(level)
     _check_block_size(block_size)
     zdict = [memoryview(before[-WINDOW:])] if before else []
-    return _deflate_items(engine, _blocks(chunks, block_size), pool, crc, sizes, zdict)
+    return _deflate_items(engine, _blocks(chunks, block_size), pool, crc, outputs, zdict)
 
 
-def _deflate_items(engine: Engine, blocks: Iterator[tuple[list[memoryview], bool]], pool: Pool,
-                   crc: Crc, sizes: list[int] | None, zdict: list[memoryview]) -> Iterator[Item]:
+def _deflate_items(engine: Engine, blocks: Iterator[tuple[list[memoryview], bool]], pool: Pool, crc: Crc,
+                   outputs: list[tuple[int, int]] | None, zdict: list[memoryview]) -> Iterator[Item]:
     def take(done: Deflated) -> tuple[bytes]:
         crc.combine(done.crc, done.size)
-        if sizes is not None:
-            sizes.append(len(done.data))
+        if outputs is not None:
+            outputs.append((len(done.data), isal_zlib.crc32(done.data)))
         return (done.data,)
 
     for index, (pieces, last) in enumerate(blocks):
