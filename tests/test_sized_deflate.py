@@ -15,14 +15,16 @@ import random
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.helpers import MTIME, TIMEOUT, Serve, run, wait_until
+from tests.s3.support import new_bucket, upload_tree
 from zipserve.core.formats import zip, zippacked
 from zipserve.core.manifest import load_manifest
 from zipserve.core.node import Entry, Node
@@ -377,3 +379,20 @@ def test_a_block_that_deflates_otherwise_cuts_the_body(service: Service, where: 
         b"".join(service.encoder.body(plan, at, at + 1000))
     assert b"".join(service.encoder.body(plan, big.start + 5, big.start + 4000)) == \
         whole[big.start + 5:big.start + 4000]  # the kept blocks were forgotten with the length
+
+
+@pytest.mark.ceph
+@pytest.mark.parametrize("part", [1 << 20, 3 << 20, 300_000])
+def test_ranges_inside_a_large_entry_from_s3_are_slices(services: Callable[..., Service], s3: Any,
+                                                        tmp_path: Path, part: int) -> None:
+    root = build(tmp_path / "root")
+    bucket = new_bucket(s3)
+    upload_tree(s3, bucket, "tree/", root)
+    svc = services(f"s3://{bucket}/tree", s3_part_size=part, chunk_size=256 << 10, compress_workers=2)
+    whole = b"".join(svc.encoder.body(svc.archive(["docs"], "zip")))
+    plan = svc.archive(["docs"], "zip")
+    assert plan.sized and plan.layout is not None
+    big = next(p for p in plan.layout.pieces if p.kind == "packed" and p.size > 500_000)
+    rng = random.Random(part)
+    for at in [big.start + big.size * 9 // 10, *(big.start + rng.randrange(big.size) for _ in range(6))]:
+        assert b"".join(svc.encoder.body(plan, at, at + 50_000)) == whole[at:at + 50_000], at

@@ -142,15 +142,15 @@ def _resumed(reads: Reads, entry: Entry, level: int, span: tuple[int, int],
              blocks: Blocks) -> Iterator[bytes]:
     """Given a large deflated entry and its blocks, yield the span made from the block holding its start.
 
-    The file is read from a chunk boundary before that block (so its chunks
-    are cut where a read from the start cuts them) and the 32 KiB before the
+    The file is read from a boundary before that block where its chunks are
+    cut as a read from the start cuts them (Reads.grain) and the 32 KiB before the
     block become its dictionary; each block's output is checked against the
     kept one (the file's CRC needs the bytes before, not read).
     """
     offsets = list(itertools.accumulate((n for n, _ in blocks), initial=0))
     k = bisect.bisect_right(offsets, span[0]) - 1
     begin = k * compress.DEFAULT_BLOCK  # in the file
-    first = max(begin - WINDOW, 0) // reads.chunk * reads.chunk
+    first = max(begin - WINDOW, 0) // reads.grain * reads.grain
     before, rest = _split(reads.data_from(entry.node, first), begin - first)
     items = compress.deflate_items(rest, level=level, pool=reads.pool, crc=compress.Crc(), before=before)
 

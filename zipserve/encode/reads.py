@@ -6,6 +6,7 @@ through one Reads; the streamed ZIP gets only this, never the whole Encoder.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Iterable, Iterator
 from typing import Protocol
 
@@ -13,7 +14,7 @@ from zipserve.core.node import Node
 from zipserve.core.selection import Options
 from zipserve.encode.compress import Pool
 from zipserve.errors import SourceChanged
-from zipserve.sources.base import Reader, Source, Span
+from zipserve.sources.base import FetchesWhole, Reader, Source, Span
 from zipserve.sources.crc import Crcs, crc32
 
 
@@ -39,6 +40,9 @@ class Reads:
                  packs: Learns | None = None) -> None:
         self.root, self.crcs, self.pool, self.chunk, self.hold = root, crcs, pool, chunk, hold
         self.packs = packs
+        # Reads from a multiple of this cut their chunks where a read from 0 does: a chunk
+        # boundary, and where a store's reads start a request (a span of `whole_read`).
+        self.grain = math.lcm(chunk, root.whole_read) if isinstance(root, FetchesWhole) else chunk
 
     def prefetch(self, spans: Iterable[Span]) -> Reader:
         """Given the spans a body will read, in order, return the Reader it should read them with."""
