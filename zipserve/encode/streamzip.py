@@ -169,7 +169,10 @@ class StreamedZip:
             chunks = self._hashed(entry, chunks)
         place = Place()
         yield self._header(place, zip.local_header(entry, crc))
-        yield from self._sealed(entry, chunks) if entry.sealed else chunks
+        if entry.sealed:
+            yield from self._sealed(entry, chunks, whole=node.size <= self.reads.hold)
+        else:
+            yield from chunks
         yield Later(lambda: self._record(zip.info(entry, crc, offset=place.offset)))
 
     def _large(self, entry: Entry, reader: Reader) -> Iterator[Item]:
@@ -217,10 +220,19 @@ class StreamedZip:
             if blocks:
                 self.reads.packed_blocks(entry.node, self.options, blocks)
 
-    def _sealed(self, entry: Entry, chunks: Iterable[bytes]) -> Iterator[Item]:
-        """Given what an entry writes as chunks, yield it encrypted: salt and verifier, tasks, code."""
+    def _sealed(self, entry: Entry, chunks: Iterable[bytes], *, whole: bool = False) -> Iterator[Item]:
+        """Given what an entry writes as chunks, yield it encrypted: salt and verifier, tasks, code.
+
+        `whole`: the chunks are one small read, encrypted as one task, key derivation included
+        (PBKDF2 costs more than the cipher on a small file: it too runs on the pool).
+        """
         assert self.password is not None
         salt = aes.random_salt()
+        if whole:
+            data = b"".join(chunks)  # hashed on the way under checksums
+            future = self.reads.pool.submit(aes.encrypt, self.password, salt, data)
+            yield Task(future, lambda out: (out,), len(data) + OVERHEAD)
+            return
         keys = aes.derive_keys(self.password, salt)
         mac = aes.new_mac(keys)
         yield salt + keys.verifier
