@@ -91,7 +91,7 @@ def test_archive_downloads_list_their_statuses_and_types(schema: dict[str, Any],
 
 def test_get_archive_lists_the_fields_the_route_reads(schema: dict[str, Any]) -> None:
     op = operation(schema, "get", "/archive")
-    assert set(params(op, "query")) == {"s", "r", "path", "format", "etag", *OPTIONS}
+    assert set(params(op, "query")) == {"s", "r", "path", "format", "etag", "prepare", *OPTIONS}
     assert set(params(op, "header")) == HEADERS
     assert params(op, "query")["path"]["schema"]["type"] == "array"
 
@@ -99,7 +99,7 @@ def test_get_archive_lists_the_fields_the_route_reads(schema: dict[str, Any]) ->
 def test_archive_by_url_lists_its_target_and_options(schema: dict[str, Any]) -> None:
     op = operation(schema, "get", "/archive/{target}")
     assert set(params(op, "path")) == {"target"}
-    assert set(params(op, "query")) == {"format", "etag", *OPTIONS}
+    assert set(params(op, "query")) == {"format", "etag", "prepare", *OPTIONS}
 
 
 def test_post_archive_takes_the_same_fields_as_json_or_a_form(schema: dict[str, Any]) -> None:
@@ -151,7 +151,15 @@ def shown(answer: httpx.Response) -> str:
 
 
 def test_every_described_query_parameter_has_a_probe(schema: dict[str, Any]) -> None:
-    assert set(params(operation(schema, "get", "/archive"), "query")) == set(PROBES)
+    assert set(params(operation(schema, "get", "/archive"), "query")) == {*PROBES, "prepare"}
+
+
+def test_head_reads_prepare(http: httpx.Client) -> None:
+    # A deflated ZIP of docs/ has no length until it is deflated once; prepare does that first.
+    query = {"path": "docs/notes", "compression": "deflate", "level": "9"}
+    assert "content-length" not in http.head("/archive", params=query).headers
+    prepared = http.head("/archive", params={**query, "prepare": "1"})
+    assert prepared.status_code == 200 and int(prepared.headers["content-length"]) > 0
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))

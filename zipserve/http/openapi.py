@@ -24,8 +24,9 @@ from zipserve.http.fields import OPTIONS, SECRET_FIELDS
 DESCRIPTION = """\
 Streams any selection of files under the served root as ZIP, tar, tar.gz,
 tar.zst or gzip. An archive whose size is known before sending (a stored ZIP,
-a tar) has a Content-Length, a strong ETag and Range support, so a cut
-download resumes byte-identical; `?etag=` pins a link to one snapshot.
+a tar, a deflated ZIP once its entries' compressed lengths are known) has a
+Content-Length, a strong ETag and Range support, so a cut download resumes
+byte-identical; `?etag=` pins a link to one snapshot.
 
 Refusals are JSON, `{"error": {"code", "message", "path"?}}`, with the status
 below (a browser that prefers HTML gets a page). With `--token`, send
@@ -178,7 +179,10 @@ FILE_PATH = Path(description="The file, relative to the root.")
 FOLDER = Path(description="The folder, relative to the root.")
 
 DOWNLOAD: dict[str, Any] = dict(response_class=Response, response_model=None)
-OPTIONS_AND_PIN = [*options(), query("etag", ETAG, {"type": "string"})]
+PREPARE = ("HEAD only: `1` deflates a ZIP that is not sized yet once, sending nothing, so this"
+           " answer and the next ones have its Content-Length and ETag (takes a stream slot).")
+OPTIONS_AND_PIN = [*options(), query("etag", ETAG, {"type": "string"}),
+                   query("prepare", PREPARE, {"type": "string", "enum": ["1"]})]
 
 ARCHIVE: dict[str, Any] = dict(
     DOWNLOAD, summary="Download a selection as an archive",
