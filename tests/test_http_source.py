@@ -48,8 +48,10 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
 
 
 @pytest.fixture()
-def objects(origin: Origin) -> HttpObjects:
-    return HttpObjects(UrlPolicy.from_prefixes([f"{origin.base}/ok/"]), timeout=5.0)
+def objects(origin: Origin) -> Iterator[HttpObjects]:
+    objects = HttpObjects(UrlPolicy.from_prefixes([f"{origin.base}/ok/"]), timeout=5.0)
+    yield objects
+    objects.close()  # the connections kept alive
 
 
 def replace(path: Path, data: bytes, mtime: int) -> None:
@@ -200,8 +202,11 @@ def test_https_reads_with_the_certificate_checked(tls_origin: tuple[Origin, Path
     url = f"https://127.0.0.1:{served.tls_port}/ok/t.bin"
     objects = HttpObjects(UrlPolicy.from_prefixes([f"https://127.0.0.1:{served.tls_port}/ok/"]),
                           context=ssl.create_default_context(cafile=cert))
-    node = objects.stat(url)
-    assert b"".join(objects.read(node, 3, 90_000)) == (served.www / "ok/t.bin").read_bytes()[3:90_000]
+    try:
+        node = objects.stat(url)
+        assert b"".join(objects.read(node, 3, 90_000)) == (served.www / "ok/t.bin").read_bytes()[3:90_000]
+    finally:
+        objects.close()
 
 
 def test_https_refuses_an_untrusted_certificate(tls_origin: tuple[Origin, Path],

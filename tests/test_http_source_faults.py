@@ -1,12 +1,14 @@
 """zipserve.sources.http against an origin that fails on purpose (a real server on 127.0.0.1):
 503s before the first byte are retried, a body cut off resumes from its missing byte under the
-same validator, and an object replaced while a body was broken raises SourceChanged."""
+same validator, an object replaced while a body was broken raises SourceChanged, connections are
+kept alive only after a body read to its end, and a big span is read in parts fetched ahead."""
 
 from __future__ import annotations
 
 import random
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from zipserve.core.urlpolicy import UrlPolicy
 from zipserve.errors import SourceChanged
 from zipserve.sources import resumed
+from zipserve.sources.ahead import AheadBudget
 from zipserve.sources.http import objects as http_objects
 from zipserve.sources.http.objects import HttpObjects
 
@@ -32,6 +35,7 @@ class Origin(ThreadingHTTPServer):
         self.data, self.etag = DATA, '"v1"'
         self.actions: list[str] = []
         self.seen: list[tuple[str, str | None, str | None]] = []
+        self.connections = 0  # TCP connections accepted
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Say nothing: a client hanging up on a body cut on purpose is what these tests do."""
@@ -47,6 +51,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
 
     def do_HEAD(self) -> None:
         self.answer("ok", head=True)
@@ -72,7 +80,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         cut = int(action.removeprefix("cut:")) if action.startswith("cut:") else len(body)
         self.wfile.write(body[:cut])
-        self.close_connection = cut < len(body)
+        # "hangup": the whole body, then the connection closed without a Connection: close.
+        self.close_connection = cut < len(body) or action == "hangup"
 
 
 @pytest.fixture()
@@ -87,9 +96,11 @@ def origin() -> Iterator[Origin]:
 
 
 @pytest.fixture()
-def objects(origin: Origin, monkeypatch: pytest.MonkeyPatch) -> HttpObjects:
+def objects(origin: Origin, monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpObjects]:
     monkeypatch.setattr(resumed, "BACKOFF", 0.01)
-    return HttpObjects(UrlPolicy.from_prefixes([origin.url]), timeout=5.0)
+    objects = HttpObjects(UrlPolicy.from_prefixes([origin.url]), timeout=5.0)
+    yield objects
+    objects.close()  # the connections kept alive
 
 
 def gets(origin: Origin) -> list[tuple[str, str | None, str | None]]:
@@ -140,3 +151,49 @@ def test_an_object_replaced_while_its_body_was_broken_is_never_mixed(origin: Ori
         got.extend(reader)
     assert b"".join(got) == DATA[:len(b"".join(got))]  # only the first version's bytes came out
     assert gets(origin)[-1] == ("GET", "bytes=50000-199999", '"v1"')
+
+
+@pytest.mark.parametrize(
+    ("actions", "connections"),
+    [
+        ([], 1),  # every request on the one connection kept alive
+        (["cut:1000"], 2),  # a broken body's connection is closed; the resume opens another
+        (["hangup"], 2),  # an origin that closed an idle connection: a new one
+        (["whole"], 2),  # an answer left unread (the object changed) is not reused
+    ],
+)
+def test_connections_are_kept_alive_only_after_a_whole_body(
+        origin: Origin, objects: HttpObjects, actions: list[str], connections: int) -> None:
+    node = objects.stat(origin.url)
+    origin.actions = list(actions)
+    try:
+        got = [b"".join(objects.read(node, lo, lo + 5000, 4096)) for lo in (0, 7000)]
+    except SourceChanged:
+        got = [b"".join(objects.read(node, lo, lo + 5000, 4096)) for lo in (0, 7000)]
+    assert got == [DATA[:5000], DATA[7000:12000]]
+    assert origin.connections == connections
+
+
+def test_a_body_left_midway_does_not_reuse_its_connection(origin: Origin, objects: HttpObjects) -> None:
+    node = objects.stat(origin.url)
+    reader = objects.read(node, 0, node.size, 4096)
+    assert next(reader) == DATA[:4096]
+    reader.close()  # the rest of that body is still on its connection: never read as the next answer
+    assert b"".join(objects.read(node, 100, 9000)) == DATA[100:9000]
+    assert origin.connections == 2
+
+
+def test_a_big_span_is_read_in_parts_fetched_ahead(origin: Origin, objects: HttpObjects) -> None:
+    node = objects.stat(origin.url)
+    with ThreadPoolExecutor(2) as pool:
+        reader = objects.prefetch([(node, 10, node.size)], pool, AheadBudget(1 << 20).share(),
+                                  largest=1000, part=50_000)
+        try:
+            chunks = list(reader.read(node, 10, node.size, 8192))
+        finally:
+            reader.close()
+    assert b"".join(chunks) == DATA[10:]
+    assert all(len(c) == 8192 for c in chunks[:-1])  # cut as one read of the span cuts them
+    # Parts of 49,152 bytes (a multiple of the chunk), each asked for once.
+    assert sorted(rng for _, rng, _ in gets(origin)) == sorted(
+        f"bytes={lo}-{min(lo + 49_152, len(DATA)) - 1}" for lo in range(10, len(DATA), 49_152))

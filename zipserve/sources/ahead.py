@@ -144,3 +144,48 @@ class Share:
                 self.budget.used -= self.held
                 self.budget.readers -= 1 if self.joined else 0
                 self.held = 0
+
+
+class Parted:
+    """A Reader of big spans in parts: the part in turn streamed, the next ones fetched ahead.
+
+    A span over `part` bytes is cut into parts of `part` bytes (rounded down to
+    a multiple of the read's chunk, so the chunks handed out are cut where one
+    read of the whole span cuts them). While the body streams one part, up to
+    `ahead` next ones are fetched on the pool, as far as the body's `share` of
+    the read-ahead budget allows; shorter spans go straight to the source.
+    """
+
+    def __init__(self, source: Reader, fetch: Callable[..., list[bytes]], pool: Executor,
+                 share: Budgeted, *, part: int, ahead: int = 2) -> None:
+        self.source, self.fetch, self.pool, self.share = source, fetch, pool, share
+        self.part, self.ahead = part, ahead
+
+    def read(self, node: Node, start: int, stop: int, chunk: int) -> Iterator[bytes]:
+        size = max(chunk, self.part // chunk * chunk)
+        if stop - start <= size:
+            return self.source.read(node, start, stop, chunk)
+        return self._parts(node, [(lo, min(lo + size, stop)) for lo in range(start, stop, size)], chunk)
+
+    def _parts(self, node: Node, parts: list[tuple[int, int]], chunk: int) -> Iterator[bytes]:
+        fetched: dict[int, Future[list[bytes]]] = {}
+        try:
+            for i, (lo, hi) in enumerate(parts):
+                for j in range(i + 1, min(i + 1 + self.ahead, len(parts))):
+                    if j not in fetched:
+                        if not self.share.take(parts[j][1] - parts[j][0]):
+                            break
+                        fetched[j] = self.pool.submit(self.fetch, node, *parts[j], chunk)
+                future = fetched.pop(i, None)
+                if future is None:
+                    yield from self.source.read(node, lo, hi, chunk)
+                else:
+                    self.share.give(hi - lo)
+                    yield from future.result()
+        finally:
+            for j, future in fetched.items():
+                future.cancel()
+                self.share.give(parts[j][1] - parts[j][0])
+
+    def close(self) -> None:
+        """Nothing of its own: the share is the body's, closed with its Ahead."""

@@ -25,7 +25,7 @@ from concurrent.futures import Executor
 from zipserve.core.node import Node
 from zipserve.core.urlpolicy import Url, UrlPolicy, shown_url
 from zipserve.errors import BadGateway, NotFound, SourceChanged, Unavailable, ZipserveError
-from zipserve.sources.ahead import Ahead, Budgeted
+from zipserve.sources.ahead import Ahead, Budgeted, Parted
 from zipserve.sources.base import Reader, Span
 from zipserve.sources.http.fetch import Fetcher, Resolver, resolve
 from zipserve.sources.resumed import BODY_ATTEMPTS, backoff, resumed
@@ -35,7 +35,10 @@ log = logging.getLogger("zipserve.http_source")
 ATTEMPTS = 3  # requests that fail before their first byte
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 FILE_MODE = 0o644
-WHOLE_READ = 1 << 20  # spans up to this size are fetched ahead in one request each
+# Spans up to this size are fetched ahead whole, one request each; a body holds one such
+# file at most to send its CRC in its header without reading it twice (Encoder.hold).
+WHOLE_READ = 4 << 20
+PART = 4 << 20  # longer spans: read in parts of this size, the next ones fetched ahead
 
 
 def validator_of(response: http.client.HTTPResponse) -> str:
@@ -161,10 +164,13 @@ class HttpObjects:
         return list(self.read(node, start, stop, chunk))
 
     def prefetch(self, spans: Iterable[Span], pool: Executor, share: Budgeted, *,
-                 largest: int = WHOLE_READ, max_spans: int = 16) -> Reader:
+                 largest: int = WHOLE_READ, max_spans: int = 16, part: int = PART) -> Reader:
         """Given the spans a body will read, a pool and the body's share of a read-ahead budget,
-        return a Reader fetching spans up to `largest` bytes a window ahead (others read in turn)."""
-        return Ahead(self, spans, self.fetch, pool, largest=largest, max_spans=max_spans, share=share)
+        return a Reader fetching spans up to `largest` bytes a window ahead, and longer ones
+        in parts of `part` bytes, the next ones fetched while the body streams one."""
+        parted = Parted(self, self.fetch, pool, share, part=part)
+        return Ahead(parted, spans, self.fetch, pool, largest=largest, max_spans=max_spans, share=share)
 
     def close(self) -> None:
-        """Nothing to release: every request has a connection of its own, closed with its response."""
+        """Close the connections kept alive for later requests."""
+        self.fetcher.close()
