@@ -131,8 +131,7 @@ class Encoder:
         if plan.format.crc_in_header:
             body.sent, body.warm = array("q", [-1]) * len(entries), True
         if plan.sealing is not None:
-            body.seal = SizedSeal(plan.sealing, self.pool,
-                                  lambda i, lo, hi: self.reads.data(entries[i].node, lo, hi))
+            body.seal = SizedSeal(plan, self.pool, self.reads, stop, local=self.learn_from > 1)
         sums_at = plan.layout.marks.get("sums_entry")
         if sums_at is not None and stop > sums_at:  # its header, data or (ZIP) record is in this body
             body.sums = BodySums(plan, self.sha256s, self.reads)

@@ -23,14 +23,17 @@ first encrypts the data before its start (read again, not sent).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from zipserve.core.node import Entry
-from zipserve.core.plan import Sealing
+from zipserve.core.plan import ArchivePlan, Sealing
 from zipserve.encode import aes
 from zipserve.encode.compress import DEFAULT_BLOCK, Pool, window
 from zipserve.encode.ordered import Item, Stream, Task, in_order
+from zipserve.encode.reads import Reads
+from zipserve.sources.crc import crc32
 
 BLOCK = DEFAULT_BLOCK  # bytes encrypted by one task: as big as a deflate block
 
@@ -68,27 +71,68 @@ def encrypted(chunks: Iterable[bytes], keys: aes.Keys, pool: Pool, *, offset: in
     return in_order(encrypt_items(chunks, keys, pool, offset=offset, mac=mac), limit=window(pool))
 
 
+AHEAD = 8  # encrypted entries of a sized body whose keys are derived ahead, on the pool
+
+
+def derive(sealing: Sealing, entry: Entry, crc: int) -> tuple[bytes, aes.Keys]:
+    """Given the sealing, an entry and its CRC-32, return its derived salt and its keys (PBKDF2)."""
+    salt = aes.derive_salt(sealing.secret, sealing.password, identity(entry, crc))
+    return salt, aes.derive_keys(sealing.password, salt)
+
+
 @dataclass
 class SizedSeal:
     """The encrypted entries of one sized body: each one's salt and keys, and its code as it goes.
 
-    `read(index, lo, hi)` yields an entry's plain data in [lo, hi), for the
-    data a body must encrypt without sending (see the module docstring).
+    Keys cost a PBKDF2 each (about a millisecond), more than a small file's
+    cipher: while the body is at one entry, those of the next AHEAD entries
+    in its span whose CRC-32 is cheap to have (cached, or a small file on a
+    local disk, read once more) are derived on the pool; an entry whose CRC
+    then differs gets keys of its own. `reads` reads the data a body must
+    encrypt without sending (see the module docstring); `local`: reading a
+    small file again costs no request.
     """
 
-    sealing: Sealing
+    plan: ArchivePlan
     pool: Pool
-    read: Callable[[int, int, int], Iterable[bytes]]
+    reads: Reads
+    stop: int  # where the body ends
+    local: bool
     keys: dict[int, tuple[bytes, aes.Keys]] = field(default_factory=dict)
     codes: dict[int, hmac.HMAC] = field(default_factory=dict)  # codes taking in a data piece
+    ahead: dict[int, tuple[int, Future[tuple[bytes, aes.Keys]]]] = field(default_factory=dict)
+    looked: int = 0  # entries before this one were looked ahead at
 
     def salt_keys(self, index: int, entry: Entry, crc: int) -> tuple[bytes, aes.Keys]:
         """Given an entry (its index) and its CRC-32, return its derived salt and keys (PBKDF2 once)."""
         known = self.keys.get(index)
         if known is None:
-            s = self.sealing
-            salt = aes.derive_salt(s.secret, s.password, identity(entry, crc))
-            known = self.keys[index] = salt, aes.derive_keys(s.password, salt)
+            assert self.plan.sealing is not None
+            self._look_ahead(index)
+            early = self.ahead.pop(index, None)
+            known = early[1].result() if early is not None and early[0] == crc \
+                else derive(self.plan.sealing, entry, crc)
+            self.keys[index] = known
+        return known
+
+    def _look_ahead(self, index: int) -> None:
+        """Given the entry the body is at, have the keys of the next encrypted ones derived on the pool."""
+        entries, offsets = self.plan.entries, self.plan.layout.offsets if self.plan.layout else []
+        at = max(self.looked, index + 1)
+        while at < len(entries) and offsets[at] < self.stop and len(self.ahead) < AHEAD:
+            entry = entries[at]
+            crc = self._crc(entry) if entry.sealed else None
+            if crc is not None:
+                self.ahead[at] = crc, self.pool.submit(derive, self.plan.sealing, entry, crc)
+            at += 1
+        self.looked = at
+
+    def _crc(self, entry: Entry) -> int | None:
+        """Given an encrypted entry ahead, return its CRC-32 if cached or cheap to have, else None."""
+        node = entry.node
+        known = self.reads.crcs.cache.get(node) if node.size else 0
+        if known is None and self.local and node.size <= self.reads.hold:
+            known = crc32(b"".join(self.reads.data(node)))
         return known
 
     def prefix(self, index: int, entry: Entry, crc: int) -> bytes:
@@ -122,5 +166,6 @@ class SizedSeal:
 
     def _feed(self, index: int, mac: hmac.HMAC, keys: aes.Keys, lo: int, hi: int) -> None:
         """Given an entry's code, have it take in the ciphertext of the data in [lo, hi), unsent."""
-        for _ in encrypted(self.read(index, lo, hi), keys, self.pool, offset=lo, mac=mac):
+        plain = self.reads.data(self.plan.entries[index].node, lo, hi)
+        for _ in encrypted(plain, keys, self.pool, offset=lo, mac=mac):
             pass
