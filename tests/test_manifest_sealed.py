@@ -65,6 +65,9 @@ def test_a_password_manifest_downloads_an_aes_zip_7z_and_pyzipper_open(
     wrong = subprocess.run(["7z", "t", "-pwrong", str(path)], capture_output=True, text=True)
     assert wrong.returncode != 0
     assert PASSWORD not in server.log_text()
+    # The record store keeps the manifest encrypted: its files hold no password either.
+    kept = list(server.log.parent.parent.rglob("sealed*/records.sqlite3*"))
+    assert kept and all(PASSWORD.encode() not in f.read_bytes() for f in kept)
 
 
 def test_a_stored_sealed_link_resumes_with_curl_byte_identical(site: tuple[Server, Path],

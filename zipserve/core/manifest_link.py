@@ -10,9 +10,10 @@ address. The two paths::
     /manifest/sealed/{64 hex digits}/{filename}
 
 A manifest with a password (encryption=aes256) never travels in a link, not
-even as an address a guess could be checked against: it is kept under an
-HMAC of its JSON keyed by the server secret (the "sealed" form), and only
-servers holding the secret can name or read it.
+even as an address a guess could be checked against: it is kept as a sealed
+record (core/links.py: named by an HMAC of its JSON under the server secret,
+stored encrypted under a key derived from it), and only servers holding the
+secret can name or read it.
 
 The last segment is the download name (``March invoices.zip``), so
 ``wget`` and ``curl -O`` save under the right name without reading
@@ -28,7 +29,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import json
 import re
 import zlib
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
-from zipserve.core import signing
+from zipserve.core import links, signing
 from zipserve.core.manifest import Manifest, download_name, load_manifest, to_json
 from zipserve.core.names import shown
 from zipserve.errors import BadGateway, BadRequest, NotFound
@@ -127,12 +127,12 @@ def from_stored(digest: str, data: bytes, *, max_entries: int) -> Manifest:
 def from_sealed(key: str, store: ManifestStore | None, *, max_entries: int,
                 secret: bytes | None) -> Manifest:
     """Given a sealed record's key, the store and the secret, return its Manifest; raise as resolve."""
-    data = store.get(key) if store is not None else None
-    if data is None or secret is None:
+    stored = store.get(key) if store is not None else None
+    if stored is None or secret is None:
         raise NotFound("this link's manifest is unknown or has expired")
-    if len(data) > MAX_STORED_JSON or not hmac.compare_digest(sealed_key(secret, data), key):
-        raise BadGateway("the record store returned data that does not match its key")
-    return _decode(data, max_entries, "sealed manifest")
+    if len(stored) > MAX_STORED_JSON:
+        raise BadGateway("the record store returned more than a manifest")
+    return _decode(links.open_record(secret, key, stored), max_entries, "sealed manifest")
 
 
 def _decode(raw: bytes, max_entries: int, what: str) -> Manifest:
@@ -149,12 +149,7 @@ class ManifestLink:
 
     path: str  # not percent-encoded; starts with LINK_PREFIX
     digest: str  # hex SHA-256 of the canonical JSON
-    stored: bytes | None  # canonical JSON to put in the store under digest, or None when inline
-
-
-def sealed_key(secret: bytes, data: bytes) -> str:
-    """Given the server secret and a manifest's canonical JSON, return the key of its sealed record."""
-    return hmac.digest(secret, b"zipserve sealed manifest\0" + data, "sha256").hex()
+    stored: bytes | None  # what to put in the store under digest (sealed: encrypted), None when inline
 
 
 def make_link(manifest: Manifest, *, inline_max: int = INLINE_MAX_PATH,
@@ -168,8 +163,8 @@ def make_link(manifest: Manifest, *, inline_max: int = INLINE_MAX_PATH,
     if manifest.password is not None:
         if secret is None:
             raise BadRequest("a password needs the server to have a secret (--secret)")
-        key = sealed_key(secret, data)
-        return ManifestLink(path=f"{LINK_PREFIX}{SEALED}/{key}/{filename}", digest=key, stored=data)
+        key, sealed = links.seal_record(secret, data)
+        return ManifestLink(path=f"{LINK_PREFIX}{SEALED}/{key}/{filename}", digest=key, stored=sealed)
     digest = hashlib.sha256(data).hexdigest()
     inline = f"{LINK_PREFIX}{to_token(manifest)}/{filename}"
     if len(quote(inline, safe="/")) <= inline_max:
