@@ -197,3 +197,40 @@ def test_a_big_span_is_read_in_parts_fetched_ahead(origin: Origin, objects: Http
     # Parts of 49,152 bytes (a multiple of the chunk), each asked for once.
     assert sorted(rng for _, rng, _ in gets(origin)) == sorted(
         f"bytes={lo}-{min(lo + 49_152, len(DATA)) - 1}" for lo in range(10, len(DATA), 49_152))
+
+
+class Peak:
+    """A read-ahead share that records the most bytes it ever held."""
+
+    def __init__(self, total: int) -> None:
+        self.share, self.held, self.peak = AheadBudget(total).share(), 0, 0
+
+    def take(self, size: int) -> bool:
+        if not self.share.take(size):
+            return False
+        self.held += size
+        self.peak = max(self.peak, self.held)
+        return True
+
+    def give(self, size: int) -> None:
+        self.share.give(size)
+        self.held -= size
+
+    def close(self) -> None:
+        self.share.close()
+
+
+# Parts of 49,152 bytes (the last 3,392): two ahead at most, as far as the share allows.
+@pytest.mark.parametrize(("budget", "peak"), [(100_000, 98_304), (60_000, 52_544), (3_000, 0)])
+def test_parts_fetched_ahead_stay_within_the_share(origin: Origin, objects: HttpObjects,
+                                                   budget: int, peak: int) -> None:
+    node = objects.stat(origin.url)
+    share = Peak(budget)
+    with ThreadPoolExecutor(2) as pool:
+        reader = objects.prefetch([(node, 0, node.size)], pool, share, largest=1000, part=50_000)
+        try:
+            assert b"".join(reader.read(node, 0, node.size, 8192)) == DATA
+        finally:
+            reader.close()
+    assert share.peak == peak
+    assert share.held == 0

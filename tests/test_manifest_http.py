@@ -231,3 +231,17 @@ def test_the_etag_changes_with_every_byte_and_only_then(site: Site, fmt: str,
         renamed = link(site.server, manifest_of(entries, fmt, compression, name="Other name"))
         assert renamed["etag"] == answer["etag"] and fetch(renamed["url"]).content == body
     assert len(set(seen.values())) == len(seen)
+
+
+def test_a_cold_stored_zip_reads_each_remote_object_once(serve: Serve, root: Path,
+                                                          origin: Origin) -> None:
+    # A new server knows no CRC: big.bin (2.5 MB) is fetched ahead whole for its header's CRC and
+    # sent from the same bytes, not read once for the CRC and again for the data.
+    server = serve(root, "--allow-url", f"{origin.base}/ok/")
+    answer = link(server, manifest_of(Site(server, root, origin).entries(), "zip", "store"))
+    before = len(origin.settled())
+    r = fetch(answer["url"])
+    assert r.status_code == 200 and len(r.content) == answer["size"]
+    assert [m.name for m in members("zip", r.content)][0] == "Big/remote one.bin"
+    gets = sorted(line for line in origin.settled()[before:] if " GET " in line)
+    assert gets == ["127.0.0.1 GET /ok/b.txt 206", "127.0.0.1 GET /ok/big.bin 206"]
