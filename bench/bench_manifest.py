@@ -18,7 +18,7 @@ per second; the page cache is warmed before every timed run. Peak RSS is the
 zipserve server's VmHWM, reset (/proc/PID/clear_refs) before each case, and
 for curl --parallel curl's own maximum RSS; CPU s/GB is the server's (or
 curl's) user + system CPU time per GB of file data. The first round is shown apart:
-zipserve learns the CRCs in it (with a cold CRC cache a file over 1 MiB is
+zipserve learns the CRCs in it (with a cold CRC cache a file over 4 MiB is
 read twice, once for its header); the others give medians, and ratios are
 same-run ratios of medians.
 """
