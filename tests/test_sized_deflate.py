@@ -396,3 +396,24 @@ def test_ranges_inside_a_large_entry_from_s3_are_slices(services: Callable[..., 
     rng = random.Random(part)
     for at in [big.start + big.size * 9 // 10, *(big.start + rng.randrange(big.size) for _ in range(6))]:
         assert b"".join(svc.encoder.body(plan, at, at + 50_000)) == whole[at:at + 50_000], at
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget"])
+def test_a_pinned_resume_on_a_server_that_never_sent_the_zip(tmp_path: Path, serve: Serve,
+                                                             tool: str) -> None:
+    root = build(tmp_path / "root")
+    first = serve(root, "--crc-cache", str(tmp_path / "first" / "crc.sqlite3")).url + DEFLATE
+    httpx.get(first, timeout=TIMEOUT)
+    whole = httpx.get(first, timeout=TIMEOUT)
+    # Another server (a fleet's other machine, or a lost cache) has never deflated it.
+    other = serve(root, "--crc-cache", str(tmp_path / "other" / "crc.sqlite3")).url + DEFLATE
+    assert "content-length" not in httpx.head(other).headers
+    out = tmp_path / "download.zip"
+    out.write_bytes(whole.content[:len(whole.content) * 2 // 3])
+    link = pinned(other, whole.headers["etag"])
+    if tool == "curl":
+        run("curl", "-sS", "--fail", "-C", "-", "-o", str(out), link)
+    else:
+        run("wget", "-q", "-c", "-O", str(out), link)
+    assert out.read_bytes() == whole.content
+    assert httpx.get(pinned(other, '"zs3-stale"'), headers={"Range": "bytes=10-"}).status_code == 412

@@ -191,13 +191,17 @@ async def plan_in_thread(service: Service, fields: Any) -> ArchivePlan:
 
 
 async def prepared(service: Service, request: Request, fields: Any, plan: ArchivePlan) -> ArchivePlan:
-    """Given a request, its fields and plan, return the plan, first warmed for HEAD ?prepare=1.
+    """Given a request, its fields and plan, return the plan, first warmed for HEAD ?prepare=1 or a pin.
 
     Such a HEAD of an unsized deflated ZIP compresses it once without sending
     it (Service.warm), so its entries' lengths are known, then plans it again:
     the answer carries the Content-Length and ETag the next GET is served with.
+    A request pinned to an ETag (`?etag=`, a resume) of such a ZIP is warmed
+    the same way first: a server that never sent it (another of a fleet, or
+    one whose cache was lost) can then serve the pinned snapshot, not a 412.
     """
-    if request.method != "HEAD" or request.query_params.get("prepare") != "1" or plan.sized:
+    q = request.query_params
+    if plan.sized or not (q.get("etag") or (request.method == "HEAD" and q.get("prepare") == "1")):
         return plan
     sender = sender_of(request)
     # It costs what a download costs, so it takes a stream slot while it runs.
