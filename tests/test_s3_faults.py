@@ -139,7 +139,7 @@ def cut_once(key: str, byte_range: str, after: int) -> Callable[[Seen], Any]:
     done = [False]
 
     def rule(seen: Seen) -> Any:
-        if (seen.method == "GET" and seen.target.endswith("/" + key)
+        if (seen.method == "GET" and seen.path.endswith("/" + key)
                 and seen.headers.get("range") == byte_range and not done[0]):
             done[0] = True
             return ("cut", after)
@@ -159,7 +159,7 @@ def test_a_get_cut_mid_body_is_asked_again_for_the_rest_and_the_bytes_are_the_sa
     r = proxied_app.get(target)
     assert r.status_code == 200
     assert r.content == reference.content
-    gets = faults.requests(lambda s: s.method == "GET" and s.target.endswith("/d/big.bin"))
+    gets = faults.requests(lambda s: s.method == "GET" and s.path.endswith("/d/big.bin"))
     cut = [s for s in gets if s.action == "cut:300000"]
     assert len(cut) == 1 and cut[0].sent == 300_000
     again = [s for s in gets if s.headers.get("range") == f"bytes={MiB + 300_000}-{2 * MiB - 1}"]
@@ -172,7 +172,7 @@ def test_slowdown_on_a_data_get_is_retried_and_the_bytes_are_the_same(
     done = [0]
 
     def rule(seen: Seen) -> str:
-        if seen.method == "GET" and seen.target.endswith("/d/big.bin") and done[0] < 2:
+        if seen.method == "GET" and seen.path.endswith("/d/big.bin") and done[0] < 2:
             done[0] += 1
             return "slowdown"
         return "pass"

@@ -45,6 +45,11 @@ class Seen:
     status: int = 0  # the store's answer (0: none)
     sent: int = -1  # body bytes of the response passed on (-1: no response from the store)
 
+    @property
+    def path(self) -> str:
+        """The target without its query (a presigned URL's signature)."""
+        return self.target.split("?", 1)[0]
+
 
 Action = str | tuple[str, int]
 Rule = Callable[[Seen], Action]

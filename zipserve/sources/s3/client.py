@@ -27,6 +27,7 @@ def make_client(endpoint: str | None, pool: int) -> Any:
             # has been sent to our client yet. 4 tries in all ("max_attempts" counts retries).
             retries={"mode": "standard", "total_max_attempts": 4},
             connect_timeout=5, read_timeout=30, max_pool_connections=pool,
+            signature_version="s3v4",  # presigned URLs too (sources/s3/signed.py), not SigV2
             s3={"addressing_style": style})
         return session.client("s3", endpoint_url=endpoint or None, config=config,
                               region_name=session.region_name or "us-east-1")

@@ -62,14 +62,3 @@ def refusal(exc: Exception, shown: str) -> ZipserveError:
     log.warning("object store error for %s: %s", shown, exc)
     return BadGateway(f"the object store answered an error ({found or 'unknown'})")
 
-
-def changed(exc: Exception) -> str:
-    """Given a boto3 error met while reading a planned object, return why the transfer stops."""
-    found = code(exc)
-    if found in ("PreconditionFailed", "412"):
-        return "replaced since the request was planned"
-    if is_missing(exc):
-        return "vanished"
-    if found == "InvalidRange":
-        return "shrank since the request was planned"
-    return f"object store read failed ({found or type(exc).__name__})"

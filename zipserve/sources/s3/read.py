@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import urllib3
+
 from zipserve.core.node import Node
 from zipserve.errors import SourceChanged
 from zipserve.sources.ahead import Ahead, AheadBudget, Share
 from zipserve.sources.base import Reader, Span
 from zipserve.sources.resumed import BODY_ATTEMPTS, backoff, resumed
-from zipserve.sources.s3.errors import changed
+from zipserve.sources.s3.signed import Body, SignedGets, StoreError
 
 log = logging.getLogger("zipserve.s3")
 
@@ -40,6 +42,7 @@ class Objects:
     def __init__(self, client: Any, bucket: str, key_of: Callable[[Node], str], *, part: int,
                  ahead: int, pool: ThreadPoolExecutor) -> None:
         self.client, self.bucket, self.key_of = client, bucket, key_of
+        self.gets = SignedGets(client, bucket, pool=16 * ahead + 16)
         self.part, self.ahead, self.pool = part, ahead, pool
         self.budget = AheadBudget(ahead * part)
 
@@ -49,8 +52,6 @@ class Objects:
         A body that breaks off is asked again from the first missing byte (see
         sources/resumed.py), so the chunks are the same whether or not it did.
         """
-        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
-
         def short(got: int) -> Exception:
             return SourceChanged(node.shown, "shorter than planned")
 
@@ -62,25 +63,20 @@ class Objects:
             time.sleep(backoff(failures))
 
         return resumed(lambda got: self._open(node, got, stop), start, stop, chunk,
-                       broken=(BotoCoreError, OSError), short=short, on_break=on_break)
+                       broken=(urllib3.exceptions.HTTPError, OSError), short=short,
+                       on_break=on_break)
 
-    def _open(self, node: Node, start: int, stop: int) -> Any:
+    def _open(self, node: Node, start: int, stop: int) -> Body:
         """Given a planned file and a span, return the body of a ranged GET of it; raise SourceChanged."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
 
         try:
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=self.key_of(node), IfMatch=node.version,
-                Range=f"bytes={start}-{stop - 1}")
-        except ClientError as exc:
-            raise SourceChanged(node.shown, changed(exc)) from None
-        except BotoCoreError as exc:
+            return self.gets.open(self.key_of(node), node.version, start, stop, node.size)
+        except StoreError as exc:
+            raise SourceChanged(node.shown, exc.reason) from None
+        except (BotoCoreError, urllib3.exceptions.HTTPError) as exc:  # no credentials; unreachable
             raise SourceChanged(node.shown, f"object store unreachable ({type(exc).__name__})"
                                 ) from None
-        if response.get("ContentRange") != f"bytes {start}-{stop - 1}/{node.size}":
-            response["Body"].close()
-            raise SourceChanged(node.shown, "size changed since the request was planned")
-        return response["Body"]
 
     def fetch(self, node: Node, start: int, stop: int, chunk: int = 1 << 20) -> list[bytes]:
         """Given a planned file and a span, return all its bytes (for read-ahead); raise SourceChanged."""
@@ -131,4 +127,4 @@ class Objects:
                      max_spans=8 * self.ahead, share=self.budget.share())
 
     def close(self) -> None:
-        pass
+        self.gets.close()

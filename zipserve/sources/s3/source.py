@@ -77,6 +77,7 @@ class S3Source:
         if self.crc_store is not None:
             self.crc_store.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.objects.close()
         self.client.close()
 
     def check(self) -> None:
