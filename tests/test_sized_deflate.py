@@ -417,3 +417,21 @@ def test_a_pinned_resume_on_a_server_that_never_sent_the_zip(tmp_path: Path, ser
         run("wget", "-q", "-c", "-O", str(out), link)
     assert out.read_bytes() == whole.content
     assert httpx.get(pinned(other, '"zs3-stale"'), headers={"Range": "bytes=10-"}).status_code == 412
+
+
+def test_a_pinned_manifest_link_resumes_on_a_server_that_never_sent_it(tmp_path: Path,
+                                                                      serve: Serve) -> None:
+    root = build(tmp_path / "root")
+    first = serve(root, "--crc-cache", str(tmp_path / "a" / "crc.sqlite3")).url
+    manifest = {"compression": "deflate", "entries": [{"source": "docs/big.log", "name": "big.log"},
+                                                      {"source": "docs/readme.txt", "name": "readme.txt"}]}
+    httpx.get(httpx.post(first + "/manifest", json=manifest).json()["url"], timeout=TIMEOUT)  # learns
+    minted = httpx.post(first + "/manifest", json=manifest).json()
+    assert minted["size"] is not None and minted["etag"]
+    whole = httpx.get(minted["url"], timeout=TIMEOUT)
+    assert len(whole.content) == minted["size"]
+    other = serve(root, "--crc-cache", str(tmp_path / "b" / "crc.sqlite3")).url
+    path = minted["path"]
+    link = other + (path if "etag=" in path else pinned(path + "?x=1", minted["etag"]))
+    r = httpx.get(link, headers={"Range": "bytes=1000-"}, timeout=TIMEOUT)
+    assert r.status_code == 206 and r.content == whole.content[1000:]

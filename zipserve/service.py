@@ -129,8 +129,10 @@ class Service:
         filename = download_name(selection, options.format, name)
         return plan.build(selection, nodes, options, filename, sealing, self.packs.packing(options))
 
-    def warm(self, archive: plan.ArchivePlan) -> bool:
+    def warm(self, archive: plan.ArchivePlan, encoder: Encoder | None = None) -> bool:
         """Given an unsized deflated ZIP's plan, write it to nowhere so its entries' lengths are kept.
+
+        ``encoder``: the one its bodies are made with (a manifest's), else the root's.
 
         Return whether anything was written: a sized plan, one of another
         format, or one never sized (checksums=, encryption) has nothing to
@@ -139,7 +141,7 @@ class Service:
         never = archive.options.checksums != "none" or archive.sealing is not None
         if archive.sized or never or not archive.format.deflate_per_entry:
             return False
-        for _ in self.encoder.body(archive):
+        for _ in (encoder or self.encoder).body(archive):
             pass
         return True
 

@@ -21,7 +21,7 @@ from zipserve.core.manifest_link import parse_link, resolve
 from zipserve.errors import BadRequest
 from zipserve.http.fields import read_body
 from zipserve.http.respond import serve_archive
-from zipserve.http.routes import sender_of, service_of
+from zipserve.http.routes import prepared, sender_of, service_of
 from zipserve.http.streaming import BodyResponse
 from zipserve.manifests import Minted, mint_link
 from zipserve.service import Service
@@ -126,7 +126,7 @@ async def get_manifest(rest: str, request: Request) -> BodyResponse:
         manifest = resolve(parse_link(rest), service.records, max_entries=service.settings.max_files,
                            secret=secret.encode("utf-8") if secret is not None else None)
         return service.manifest(manifest).plan
-    archive = await anyio.to_thread.run_sync(plan)
+    archive = await prepared(request, await anyio.to_thread.run_sync(plan), plan, service.manifest_encoder)
     return serve_archive(archive, request, service.manifest_encoder, sender_of(request))
 
 

@@ -7,6 +7,7 @@ page's routes are in page.py, the error mapping in refusals.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from zipserve.core import links, signing
 from zipserve.core.plan import ArchivePlan
 from zipserve.core.selection import parse_path, split_extension
+from zipserve.encode.encoder import Encoder
 from zipserve.errors import BadRequest, Busy, Forbidden, NotFound
 from zipserve.http import openapi as api
 from zipserve.http.fields import normalise_fields, option, posted_fields, refuse_password, selection_fields
@@ -67,7 +69,8 @@ async def get_archive_path(target: Annotated[str, api.TARGET], request: Request)
     path, fmt = split_extension(target, q.get("format"))
     service = service_of(request)
     fields = {**q, "paths": [path], "format": fmt}
-    plan = await prepared(service, request, fields, await plan_in_thread(service, fields))
+    plan = await prepared(request, await plan_in_thread(service, fields),
+                          lambda: plan_fields(service, fields))
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -80,7 +83,8 @@ async def get_archive(request: Request) -> BodyResponse:
         fields = await anyio.to_thread.run_sync(record_fields, service, key)
     else:
         fields = selection_fields(request)
-    plan = await prepared(service, request, fields, await plan_in_thread(service, fields))
+    plan = await prepared(request, await plan_in_thread(service, fields),
+                          lambda: plan_fields(service, fields))
     return serve_archive(plan, request, service.encoder, sender_of(request))
 
 
@@ -179,39 +183,44 @@ async def plan_in_thread(service: Service, fields: Any) -> ArchivePlan:
     Planned in a worker thread: walking a big tree must not stall the event
     loop. Raises what Service.archive raises.
     """
-    def run() -> ArchivePlan:
-        return service.archive(list(fields["paths"]), fields["format"],
-                               compression=option(fields.get("compression")),
-                               level=option(fields.get("level")), name=option(fields.get("name")),
-                               names=option(fields.get("names")),
-                               checksums=option(fields.get("checksums")),
-                               encryption=option(fields.get("encryption")),
-                               password=option(fields.get("password")))
-    return await anyio.to_thread.run_sync(run)
+    return await anyio.to_thread.run_sync(plan_fields, service, fields)
 
 
-async def prepared(service: Service, request: Request, fields: Any, plan: ArchivePlan) -> ArchivePlan:
-    """Given a request, its fields and plan, return the plan, first warmed for HEAD ?prepare=1 or a pin.
+def plan_fields(service: Service, fields: Any) -> ArchivePlan:
+    """Given raw selection fields, return their plan (see plan_in_thread)."""
+    return service.archive(list(fields["paths"]), fields["format"],
+                           compression=option(fields.get("compression")),
+                           level=option(fields.get("level")), name=option(fields.get("name")),
+                           names=option(fields.get("names")),
+                           checksums=option(fields.get("checksums")),
+                           encryption=option(fields.get("encryption")),
+                           password=option(fields.get("password")))
+
+
+async def prepared(request: Request, plan: ArchivePlan, replan: Callable[[], ArchivePlan],
+                   encoder: Encoder | None = None) -> ArchivePlan:
+    """Given a request, its plan and how to plan it again, return it, warmed for HEAD ?prepare=1 or a pin.
 
     Such a HEAD of an unsized deflated ZIP compresses it once without sending
-    it (Service.warm), so its entries' lengths are known, then plans it again:
-    the answer carries the Content-Length and ETag the next GET is served with.
-    A request pinned to an ETag (`?etag=`, a resume) of such a ZIP is warmed
-    the same way first: a server that never sent it (another of a fleet, or
-    one whose cache was lost) can then serve the pinned snapshot, not a 412.
+    it (Service.warm, through ``encoder``: the service's unless given), so its
+    entries' lengths are known, then plans it again: the answer carries the
+    Content-Length and ETag the next GET is served with. A request pinned to
+    an ETag (`?etag=`, a resume) of such a ZIP is warmed the same way first: a
+    server that never sent it (another of a fleet, or one whose cache was
+    lost) can then serve the pinned snapshot, not a 412.
     """
     q = request.query_params
     if plan.sized or not (q.get("etag") or (request.method == "HEAD" and q.get("prepare") == "1")):
         return plan
-    sender = sender_of(request)
+    service, sender = service_of(request), sender_of(request)
     # It costs what a download costs, so it takes a stream slot while it runs.
     if not sender.metrics.try_start(sender.max_streams):
         raise Busy(f"more than {sender.max_streams} archives in flight; try again shortly")
     try:
-        warmed = await anyio.to_thread.run_sync(service.warm, plan)
+        warmed = await anyio.to_thread.run_sync(service.warm, plan, encoder)
     finally:
         sender.metrics.release()
-    return await plan_in_thread(service, fields) if warmed else plan
+    return await anyio.to_thread.run_sync(replan) if warmed else plan
 
 
 def iso_time(ns: int) -> str:
