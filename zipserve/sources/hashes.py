@@ -18,10 +18,11 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from zipserve.sources.rows import rows_for
+
 log = logging.getLogger("zipserve.sha256")
 
 DIGEST_SIZE = 32
-_BATCH = 500  # keys a SELECT asks for at once (SQLite's default cap is 999 parameters)
 _MEMORY = 100_000  # digests kept in process before the layer is emptied
 
 
@@ -60,11 +61,8 @@ class HashStore:
                 else:
                     missing.append(k)
             if self._db is not None:
-                for i in range(0, len(missing), _BATCH):
-                    batch = missing[i: i + _BATCH]
-                    marks = ",".join("?" * len(batch))
-                    rows = self._db.execute(f"SELECT k, digest FROM sha256 WHERE k IN ({marks})", batch)
-                    found.update((k, bytes(d)) for k, d in rows)
+                rows = rows_for(self._db, "SELECT k, digest FROM sha256", missing)
+                found.update((k, bytes(d)) for k, d in rows)
             self._remember({k: found[k] for k in missing if k in found})
         return found
 

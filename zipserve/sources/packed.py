@@ -19,7 +19,8 @@ from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
-_BATCH = 500  # keys a SELECT asks for at once (SQLite's default cap is 999 parameters)
+from zipserve.sources.rows import rows_for
+
 _MEMORY = 100_000  # lengths kept in process before the layer is emptied
 # Lengths written to SQLite in one transaction: one per entry cost ~80 us each, which a
 # tree of small files would pay on the thread that sends them.
@@ -61,11 +62,8 @@ class PackedStore:
                 else:
                     missing.append(k)
             if self._db is not None:
-                for i in range(0, len(missing), _BATCH):
-                    batch = missing[i: i + _BATCH]
-                    marks = ",".join("?" * len(batch))
-                    rows = self._db.execute(f"SELECT k, n FROM packed WHERE k IN ({marks})", batch)
-                    found.update((k, int(n)) for k, n in rows)
+                rows = rows_for(self._db, "SELECT k, n FROM packed", missing)
+                found.update((k, int(n)) for k, n in rows)
             self._remember({k: found[k] for k in missing if k in found})
         return found
 
