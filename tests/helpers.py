@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -276,3 +277,33 @@ def run(*cmd: str | Path, cwd: Path | None = None, stdin: bytes | None = None,
         timeout: float = TIMEOUT) -> str:
     """Run a command-line tool in CLI_ENV; assert it succeeded; return its stdout as text."""
     return run_bytes(*cmd, cwd=cwd, stdin=stdin, timeout=timeout).decode("utf-8", "replace")
+
+
+class SlowClient:
+    """A raw HTTP client with a small receive buffer that reads 16 KiB, then waits (~0.8 MB/s, bounded)."""
+
+    READ, PAUSE = 16 * 1024, 0.02
+
+    def __init__(self, port: int, path: str, stop: threading.Event) -> None:
+        self.got = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        self.sock.settimeout(30)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        self.thread = threading.Thread(target=self._read, args=(stop,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stop: threading.Event) -> None:
+        for _ in range(10_000):
+            if stop.is_set():
+                break
+            data = self.sock.recv(self.READ)
+            if not data:
+                break
+            self.got += len(data)
+            time.sleep(self.PAUSE)
+
+    def close(self) -> None:
+        self.thread.join(30)
+        self.sock.close()

@@ -9,7 +9,6 @@ MiB plus 5 MiB per stream beyond the first, as S3 streams must.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Serve, metrics, rss_mib, wait_until
+from tests.helpers import Serve, SlowClient, metrics, rss_mib, wait_until
 from tests.manifest_tools import link, manifest_of, write
 from tests.origin import Origin, start_origin, stop_origin
 
 MiB = 1 << 20
 MTIME = 1_700_000_000
-READ, PAUSE = 16 * 1024, 0.02  # each client reads 16 KiB, then waits: ~0.8 MB/s
 SAMPLES, EVERY = 40, 0.25  # RSS samples while every client is reading
 
 
@@ -39,34 +37,6 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
         write(served.www / name, data, MTIME)
     yield served
     stop_origin(served)
-
-
-class SlowClient:
-    """A raw HTTP client with a small receive buffer that reads a little, then waits (bounded)."""
-
-    def __init__(self, port: int, path: str, stop: threading.Event) -> None:
-        self.got = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        self.sock.settimeout(30)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        self.thread = threading.Thread(target=self._read, args=(stop,), daemon=True)
-        self.thread.start()
-
-    def _read(self, stop: threading.Event) -> None:
-        for _ in range(10_000):
-            if stop.is_set():
-                break
-            data = self.sock.recv(READ)
-            if not data:
-                break
-            self.got += len(data)
-            time.sleep(PAUSE)
-
-    def close(self) -> None:
-        self.thread.join(30)
-        self.sock.close()
 
 
 def test_slow_clients_of_a_url_stored_zip_keep_rss_under_100_mib_plus_5_per_stream(

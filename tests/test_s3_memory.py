@@ -10,7 +10,6 @@ stream beyond the first. Before the budget, each stream held up to
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,14 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Server, metrics, rss_mib, wait_until
+from tests.helpers import Server, SlowClient, metrics, rss_mib, wait_until
 from tests.s3.ceph_rgw import CephRgw
 from tests.s3.support import new_bucket, put_all
 from zipserve.sources.ahead import AheadBudget
 
 MiB = 1 << 20
 TARGET = "/archive/m.zip?compression=store"
-READ, PAUSE = 16 * 1024, 0.02  # each client reads 16 KiB, then waits: ~0.8 MB/s
 SAMPLES, EVERY = 40, 0.25  # RSS samples while every client is reading
 
 
@@ -41,34 +39,6 @@ def mixed_bucket(s3: Any) -> str:
     return name
 
 
-class SlowClient:
-    """A raw HTTP client with a small receive buffer that reads a little, then waits (bounded)."""
-
-    def __init__(self, port: int, stop: threading.Event) -> None:
-        self.got = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        self.sock.settimeout(30)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall(f"GET {TARGET} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        self.thread = threading.Thread(target=self._read, args=(stop,), daemon=True)
-        self.thread.start()
-
-    def _read(self, stop: threading.Event) -> None:
-        for _ in range(10_000):
-            if stop.is_set():
-                break
-            data = self.sock.recv(READ)
-            if not data:
-                break
-            self.got += len(data)
-            time.sleep(PAUSE)
-
-    def close(self) -> None:
-        self.thread.join(30)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("streams", [20, 50])
 def test_slow_clients_of_an_s3_stored_zip_keep_rss_under_100_mib_plus_5_per_stream(
         mixed_bucket: str, ceph_rgw: CephRgw, server_factory: Callable[..., Server],
@@ -79,7 +49,7 @@ def test_slow_clients_of_an_s3_stored_zip_keep_rss_under_100_mib_plus_5_per_stre
     clients: list[SlowClient] = []
     try:
         with ThreadPoolExecutor(8) as pool:
-            clients = list(pool.map(lambda _: SlowClient(server.port, stop), range(streams)))
+            clients = list(pool.map(lambda _: SlowClient(server.port, TARGET, stop), range(streams)))
         assert wait_until(lambda: metrics(server.url)["zipserve_streams_in_flight"] == streams)
         peak = 0.0
         for _ in range(SAMPLES):
